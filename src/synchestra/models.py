@@ -1,0 +1,128 @@
+"""The values the engine, the store and the interfaces pass around.
+
+Plain frozen dataclasses: they carry no behaviour beyond small derived
+properties, so every layer can build and compare them freely.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from synchestra.errors import InputError
+
+NO_TARGET = ""
+"""How the store spells "no target" (a source that is not per-target)."""
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunState.QUEUED, RunState.RUNNING)
+
+
+class Mode(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    AUTO = "auto"
+
+
+def parse_mode(text: str) -> Mode:
+    try:
+        return Mode(text)
+    except ValueError:
+        raise InputError(
+            f"invalid mode {text!r}: expected one of full, incremental, auto"
+        ) from None
+
+
+_TARGET_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
+
+
+def validate_target_key(key: str) -> str:
+    """Refuse keys that could not be shown, typed or put in a URL path safely."""
+    if not _TARGET_KEY.match(key) or ".." in key:
+        raise InputError(
+            f"invalid target key {key!r}: use 1-200 letters, digits and _ . : @ / + -, "
+            "starting with a letter or digit"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    name: str = ""
+    attrs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A wish to run ``source`` for ``target``: what enqueue receives."""
+
+    source: str
+    target: str | None
+    mode: Mode = Mode.AUTO
+    priority: int = 0
+    group: str | None = None
+    api: str | None = None
+    not_before: datetime | None = None
+    trigger: str = "manual"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    source: str
+    target: str | None
+    mode: Mode
+    priority: int
+    state: RunState
+    attempts: int
+    group: str | None
+    api: str | None
+    trigger: str
+    queued_at: datetime
+    not_before: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pair(self) -> tuple[str, str | None]:
+        return (self.source, self.target)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    run: Run
+    deduplicated: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as the worker reports it to the store."""
+
+    run: Run
+    state: RunState
+    finished_at: datetime
+    error: str | None = None
+    result: Mapping[str, Any] = field(default_factory=dict)
+    retry_at: datetime | None = None
+    """When set, the run goes back to the queue (``state`` is ignored)."""
+    watermark: Any = None
+    watermark_set: bool = False
+    full_run: bool = False

@@ -1,0 +1,289 @@
+"""The database behind synchestra: one :class:`Store` over SQLite or PostgreSQL.
+
+Each method is one transaction. The modules beside this one hold the
+statements, grouped by what they touch: :mod:`.queue` (runs), :mod:`.status`,
+:mod:`.records`, :mod:`.targets`; :mod:`.database` holds the dialect set-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from synchestra.models import (
+    Enqueued,
+    Outcome,
+    Run,
+    RunRequest,
+    RunState,
+    Target,
+)
+from synchestra.store import queue, records, status, targets
+from synchestra.store.database import create_engine, lock_for_claim, migrate
+from synchestra.store.queue import ClaimLimits
+from synchestra.store.records import ChangeCounts, RecordQuery, RecordScope
+from synchestra.store.schema import runs
+from synchestra.store.status import PairStatus, SourceRow
+
+__all__ = [
+    "ChangeCounts",
+    "ClaimLimits",
+    "PairStatus",
+    "RecordQuery",
+    "RecordScope",
+    "SourceRow",
+    "Store",
+]
+
+
+class Store:
+    """Runs, status, targets and records in one database."""
+
+    def __init__(self, engine: AsyncEngine, *, aging: timedelta = timedelta(minutes=10)) -> None:
+        self.engine = engine
+        self.aging = aging
+
+    @classmethod
+    async def open(cls, url: str, *, aging: timedelta = timedelta(minutes=10)) -> Self:
+        """Connect and migrate the schema to the newest revision."""
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, aging=aging)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- queue -------------------------------------------------------------
+
+    async def enqueue(self, requests: Sequence[RunRequest], now: datetime) -> list[Enqueued]:
+        async with self.engine.begin() as conn:
+            return await queue.enqueue(conn, requests, now, self.aging)
+
+    async def complete_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        now: datetime,
+        capacity: int,
+        limits: ClaimLimits,
+        owner: str,
+        lease: timedelta,
+    ) -> tuple[list[Run], list[int]]:
+        """Record finished attempts, then claim up to ``capacity`` runs: one transaction.
+
+        Returns the claimed runs and the ids of queued runs cancelled because a
+        retry absorbed them.
+        """
+        async with self.engine.begin() as conn:
+            merged = await _complete(conn, outcomes)
+            if capacity <= 0:
+                return [], merged
+            await lock_for_claim(conn)
+            claimed = await queue.claim(
+                conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
+            )
+            if claimed:
+                await status.record_start(conn, {r.source for r in claimed}, now)
+            return claimed, merged
+
+    async def cancel(self, run_id: int, now: datetime) -> Run | None:
+        """Cancel a queued run at once; flag a running one for its worker to stop.
+
+        Returns the run as it now stands, or None when there is no such run.
+        """
+        async with self.engine.begin() as conn:
+            found = await queue.fetch_runs(conn, [run_id])
+            if not found:
+                return None
+            run = found[0]
+            if run.state is RunState.QUEUED:
+                await queue.finish(
+                    conn, run.id, RunState.CANCELLED, at=now, error="cancelled", result={}
+                )
+            elif run.state is RunState.RUNNING:
+                await conn.execute(
+                    update(runs).where(runs.c.id == run_id).values(cancel_requested=True)
+                )
+            return (await queue.fetch_runs(conn, [run_id]))[0]
+
+    async def renew_leases(self, owner: str, until: datetime) -> list[int]:
+        """Extend the leases of ``owner``'s running runs; return those asked to cancel."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.owner == owner, runs.c.state == RunState.RUNNING.value)
+                .values(lease_until=until)
+            )
+            rows = await conn.execute(
+                select(runs.c.id).where(
+                    runs.c.owner == owner,
+                    runs.c.state == RunState.RUNNING.value,
+                    runs.c.cancel_requested.is_(True),
+                )
+            )
+            return [row.id for row in rows]
+
+    async def recover(
+        self, now: datetime, owner_is_dead: Callable[[str], bool]
+    ) -> list[tuple[Run, Enqueued]]:
+        """Mark ``interrupted`` the runs of dead owners or lapsed leases; queue them again."""
+        async with self.engine.begin() as conn:
+            await lock_for_claim(conn)
+            rows = await conn.execute(select(runs).where(runs.c.state == RunState.RUNNING.value))
+            orphans = [
+                queue.run_from_row(row)
+                for row in rows
+                if (row.lease_until is not None and row.lease_until < now)
+                or owner_is_dead(row.owner or "")
+            ]
+            recovered = []
+            for run in orphans:
+                error = "interrupted: the process running it stopped"
+                outcome = Outcome(run=run, state=RunState.INTERRUPTED, finished_at=now, error=error)
+                await queue.finish(
+                    conn, run.id, RunState.INTERRUPTED, at=now, error=error, result={}
+                )
+                await status.record_outcome(conn, outcome)
+                request = RunRequest(
+                    source=run.source,
+                    target=run.target,
+                    mode=run.mode,
+                    priority=run.priority,
+                    group=run.group,
+                    api=run.api,
+                    trigger="recovery",
+                )
+                (again,) = await queue.enqueue(conn, [request], now, self.aging)
+                recovered.append((run, again))
+            return recovered
+
+    async def get_runs(self, ids: Sequence[int]) -> list[Run]:
+        async with self.engine.connect() as conn:
+            return await queue.fetch_runs(conn, ids)
+
+    async def list_runs(
+        self,
+        *,
+        source: str | None = None,
+        target: str | None = None,
+        state: RunState | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        statement = select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if source is not None:
+            statement = statement.where(runs.c.source == source)
+        if target is not None:
+            statement = statement.where(runs.c.target == target)
+        if state is not None:
+            statement = statement.where(runs.c.state == state.value)
+        async with self.engine.connect() as conn:
+            return [queue.run_from_row(row) for row in await conn.execute(statement)]
+
+    async def next_due(self) -> datetime | None:
+        """The earliest ``not_before`` among queued runs (when the next one becomes due)."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(runs.c.not_before)
+                    .where(runs.c.state == RunState.QUEUED.value)
+                    .order_by(runs.c.not_before)
+                    .limit(1)
+                )
+            ).first()
+        return row.not_before if row else None
+
+    # --- status ------------------------------------------------------------
+
+    async def ensure_sources(self, names: Sequence[str], now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await status.ensure_sources(conn, names, now)
+
+    async def source_rows(self) -> dict[str, SourceRow]:
+        async with self.engine.connect() as conn:
+            return await status.source_rows(conn)
+
+    async def set_next_fire(
+        self, source: str, next_fire_at: datetime | None, fired_at: datetime | None = None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await status.set_next_fire(conn, source, next_fire_at, fired_at)
+
+    async def pair_statuses(self, target: str | None) -> list[PairStatus]:
+        async with self.engine.connect() as conn:
+            return await status.pair_statuses(conn, target)
+
+    async def pair_status(self, source: str, target: str | None) -> PairStatus | None:
+        async with self.engine.connect() as conn:
+            return await status.pair(conn, source, target)
+
+    # --- targets -----------------------------------------------------------
+
+    async def put_targets(self, items: Sequence[Target], now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await targets.put(conn, items, now)
+
+    async def get_target(self, key: str) -> Target | None:
+        async with self.engine.connect() as conn:
+            return await targets.get(conn, key)
+
+    async def list_targets(self, *, limit: int = 100, after: str | None = None) -> list[Target]:
+        async with self.engine.connect() as conn:
+            return await targets.page(conn, limit=limit, after=after)
+
+    async def target_keys(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            return await targets.keys(conn)
+
+    async def remove_target(self, key: str, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            return await targets.remove(conn, key, now)
+
+    # --- records -----------------------------------------------------------
+
+    async def upsert_records(
+        self, scope: RecordScope, rows: Sequence[tuple[str, dict[str, Any]]], now: datetime
+    ) -> ChangeCounts:
+        async with self.engine.begin() as conn:
+            return await records.upsert(conn, scope, rows, now)
+
+    async def mark_missing_deleted(self, scope: RecordScope, now: datetime) -> int:
+        async with self.engine.begin() as conn:
+            return await records.mark_missing_deleted(conn, scope, now)
+
+    async def list_records(self, query: RecordQuery) -> tuple[list[Row[Any]], str | None]:
+        async with self.engine.connect() as conn:
+            return await records.list_records(conn, query)
+
+
+async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> list[int]:
+    merged: list[int] = []
+    for outcome in outcomes:
+        if outcome.retry_at is not None:
+            merged += await queue.requeue(
+                conn, outcome.run, not_before=outcome.retry_at, error=outcome.error
+            )
+            continue
+        await queue.finish(
+            conn,
+            outcome.run.id,
+            outcome.state,
+            at=outcome.finished_at,
+            error=outcome.error,
+            result=outcome.result,
+        )
+        await status.record_outcome(conn, outcome)
+    return merged

@@ -1,0 +1,198 @@
+"""Synced records: idempotent upserts with change detection by content hash."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from synchestra.errors import InputError
+from synchestra.models import NO_TARGET
+from synchestra.store.schema import records
+
+_CHUNK = 500
+
+
+@dataclass
+class ChangeCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def add(self, other: ChangeCounts) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+        }
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordScope:
+    kind: str
+    target: str | None
+    source: str
+    run_id: int | None
+
+
+async def upsert(
+    conn: AsyncConnection,
+    scope: RecordScope,
+    rows: Sequence[tuple[str, Mapping[str, Any]]],
+    now: datetime,
+) -> ChangeCounts:
+    """Insert new records, update changed ones, touch unchanged ones.
+
+    ``rows`` are (key, data); a key repeated in one call keeps its last data.
+    A record that was marked deleted and reappears counts as updated.
+    """
+    counts = ChangeCounts()
+    latest = {key: dict(data) for key, data in rows}
+    keys = list(latest)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = {k: latest[k] for k in keys[start : start + _CHUNK]}
+        counts.add(await _upsert_chunk(conn, scope, chunk, now))
+    return counts
+
+
+async def _upsert_chunk(
+    conn: AsyncConnection, scope: RecordScope, chunk: dict[str, dict[str, Any]], now: datetime
+) -> ChangeCounts:
+    target = scope.target or NO_TARGET
+    stored = {
+        row.key: row
+        for row in await conn.execute(
+            select(records.c.id, records.c.key, records.c.hash, records.c.deleted_at).where(
+                records.c.kind == scope.kind,
+                records.c.target == target,
+                records.c.key.in_(list(chunk)),
+            )
+        )
+    }
+    new, changed, same = [], [], []
+    for key, data in chunk.items():
+        digest = content_hash(data)
+        row = stored.get(key)
+        if row is None:
+            new.append(
+                {
+                    "kind": scope.kind,
+                    "key": key,
+                    "target": target,
+                    "source": scope.source,
+                    "data": data,
+                    "hash": digest,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "changed_at": now,
+                    "deleted_at": None,
+                    "run_id": scope.run_id,
+                }
+            )
+        elif row.hash != digest or row.deleted_at is not None:
+            changed.append({"b_id": row.id, "data": data, "hash": digest})
+        else:
+            same.append(row.id)
+    if new:
+        await conn.execute(records.insert(), new)
+    if changed:
+        await conn.execute(
+            update(records)
+            .where(records.c.id == bindparam("b_id"))
+            .values(
+                data=bindparam("data"),
+                hash=bindparam("hash"),
+                changed_at=now,
+                last_seen=now,
+                deleted_at=None,
+                run_id=scope.run_id,
+                source=scope.source,
+            ),
+            changed,
+        )
+    if same:
+        await conn.execute(
+            update(records).where(records.c.id.in_(same)).values(last_seen=now, run_id=scope.run_id)
+        )
+    return ChangeCounts(created=len(new), updated=len(changed), unchanged=len(same))
+
+
+async def mark_missing_deleted(conn: AsyncConnection, scope: RecordScope, now: datetime) -> int:
+    """Mark deleted the records of this scope that the run (``scope.run_id``) did not see."""
+    result = await conn.execute(
+        update(records)
+        .where(
+            records.c.kind == scope.kind,
+            records.c.target == (scope.target or NO_TARGET),
+            records.c.source == scope.source,
+            records.c.deleted_at.is_(None),
+            or_(records.c.run_id.is_(None), records.c.run_id != scope.run_id),
+        )
+        .values(deleted_at=now, changed_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    kind: str
+    target: str | None = None
+    changed_since: datetime | None = None
+    include_deleted: bool = False
+    limit: int = 100
+    cursor: str | None = None
+
+
+def encode_cursor(record_id: int) -> str:
+    return base64.urlsafe_b64encode(f"r{record_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("r"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except ValueError:
+        raise InputError(f"invalid cursor {cursor!r}: pass the next_cursor of a listing") from None
+
+
+async def list_records(
+    conn: AsyncConnection, query: RecordQuery
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of records in id order, and the cursor of the next page (or None)."""
+    if query.limit < 1:
+        raise InputError(f"invalid limit {query.limit}: must be at least 1")
+    statement = select(records).where(records.c.kind == query.kind)
+    if query.target is not None:
+        statement = statement.where(records.c.target == query.target)
+    if query.changed_since is not None:
+        statement = statement.where(records.c.changed_at > query.changed_since)
+    if not query.include_deleted:
+        statement = statement.where(records.c.deleted_at.is_(None))
+    if query.cursor is not None:
+        statement = statement.where(records.c.id > decode_cursor(query.cursor))
+    rows = list(await conn.execute(statement.order_by(records.c.id).limit(query.limit + 1)))
+    more = len(rows) > query.limit
+    page = rows[: query.limit]
+    return page, encode_cursor(page[-1].id) if more and page else None

@@ -1,0 +1,187 @@
+"""Per (source, target) status and per-source state: written as runs end, read by status views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from synchestra.models import NO_TARGET, Outcome, RunState
+from synchestra.store.dialect import insert_for
+from synchestra.store.schema import pair_status, runs, source_state
+
+
+async def ensure_sources(conn: AsyncConnection, names: Iterable[str], now: datetime) -> None:
+    rows = [{"source": name, "consecutive_failures": 0, "created_at": now} for name in names]
+    if rows:
+        await conn.execute(
+            insert_for(conn, source_state).on_conflict_do_nothing(
+                index_elements=[source_state.c.source]
+            ),
+            rows,
+        )
+
+
+async def record_start(conn: AsyncConnection, sources: Iterable[str], now: datetime) -> None:
+    await conn.execute(
+        update(source_state).where(source_state.c.source.in_(set(sources))).values(last_started=now)
+    )
+
+
+async def record_outcome(conn: AsyncConnection, outcome: Outcome) -> None:
+    """Make the pair status and the source state tell how this run ended."""
+    await _write_pair(conn, outcome)
+    await _write_source(conn, outcome)
+
+
+async def _write_pair(conn: AsyncConnection, outcome: Outcome) -> None:
+    run, at = outcome.run, outcome.finished_at
+    values: dict[str, Any] = {
+        "source": run.source,
+        "target": run.target or NO_TARGET,
+        "state": outcome.state.value,
+        "last_attempt": at,
+        "last_run_id": run.id,
+    }
+    if outcome.state is RunState.SUCCEEDED:
+        values |= {"last_success": at, "error": None, "error_at": None}
+        if outcome.watermark_set:
+            values["watermark"] = outcome.watermark
+        if outcome.full_run:
+            values["last_full_run"] = at
+    elif outcome.state in (RunState.FAILED, RunState.SKIPPED):
+        values |= {"error": outcome.error, "error_at": at}
+    statement = insert_for(conn, pair_status).values(values)
+    changes = {k: statement.excluded[k] for k in values if k not in ("source", "target")}
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[pair_status.c.source, pair_status.c.target], set_=changes
+        )
+    )
+
+
+async def _write_source(conn: AsyncConnection, outcome: Outcome) -> None:
+    values: dict[str, Any] = {"last_finished": outcome.finished_at, "last_state": outcome.state}
+    if outcome.state is RunState.SUCCEEDED:
+        values |= {"last_success": outcome.finished_at, "consecutive_failures": 0}
+    elif outcome.state is RunState.FAILED:
+        values |= {
+            "last_error": outcome.error,
+            "consecutive_failures": source_state.c.consecutive_failures + 1,
+        }
+    await conn.execute(
+        update(source_state).where(source_state.c.source == outcome.run.source).values(values)
+    )
+
+
+@dataclass(frozen=True)
+class PairStatus:
+    source: str
+    target: str | None
+    state: str
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_full_run: datetime | None
+    error: str | None
+    error_at: datetime | None
+    watermark: Any
+
+
+def _pair(row: Row[Any]) -> PairStatus:
+    return PairStatus(
+        source=row.source,
+        target=row.target or None,
+        state=row.state,
+        last_attempt=row.last_attempt,
+        last_success=row.last_success,
+        last_full_run=row.last_full_run,
+        error=row.error,
+        error_at=row.error_at,
+        watermark=row.watermark,
+    )
+
+
+async def pair_statuses(conn: AsyncConnection, target: str | None) -> list[PairStatus]:
+    rows = await conn.execute(
+        select(pair_status)
+        .where(pair_status.c.target == (target or NO_TARGET))
+        .order_by(pair_status.c.source)
+    )
+    return [_pair(row) for row in rows]
+
+
+async def pair(conn: AsyncConnection, source: str, target: str | None) -> PairStatus | None:
+    row = (
+        await conn.execute(
+            select(pair_status).where(
+                pair_status.c.source == source, pair_status.c.target == (target or NO_TARGET)
+            )
+        )
+    ).first()
+    return _pair(row) if row else None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    source: str
+    next_fire_at: datetime | None
+    last_started: datetime | None
+    last_finished: datetime | None
+    last_success: datetime | None
+    last_state: str | None
+    last_error: str | None
+    consecutive_failures: int
+    created_at: datetime
+    queued: int = 0
+    running: int = 0
+    failing_targets: int = 0
+
+
+async def source_rows(conn: AsyncConnection) -> dict[str, SourceRow]:
+    """Every source's state with its queue counts and how many of its targets are failing."""
+    counts: dict[tuple[str, str], int] = {
+        (row.source, row.state): row.n
+        for row in await conn.execute(
+            select(runs.c.source, runs.c.state, func.count().label("n"))
+            .where(runs.c.state.in_([RunState.QUEUED.value, RunState.RUNNING.value]))
+            .group_by(runs.c.source, runs.c.state)
+        )
+    }
+    failing = {
+        row.source: row.n
+        for row in await conn.execute(
+            select(pair_status.c.source, func.count().label("n"))
+            .where(pair_status.c.state == RunState.FAILED.value)
+            .group_by(pair_status.c.source)
+        )
+    }
+    result = {}
+    for row in await conn.execute(select(source_state)):
+        result[row.source] = SourceRow(
+            source=row.source,
+            next_fire_at=row.next_fire_at,
+            last_started=row.last_started,
+            last_finished=row.last_finished,
+            last_success=row.last_success,
+            last_state=row.last_state,
+            last_error=row.last_error,
+            consecutive_failures=row.consecutive_failures,
+            created_at=row.created_at,
+            queued=counts.get((row.source, RunState.QUEUED.value), 0),
+            running=counts.get((row.source, RunState.RUNNING.value), 0),
+            failing_targets=failing.get(row.source, 0),
+        )
+    return result
+
+
+async def set_next_fire(
+    conn: AsyncConnection, source: str, next_fire_at: datetime | None, fired_at: datetime | None
+) -> None:
+    values: dict[str, Any] = {"next_fire_at": next_fire_at}
+    if fired_at is not None:
+        values["last_fire_at"] = fired_at
+    await conn.execute(update(source_state).where(source_state.c.source == source).values(values))
