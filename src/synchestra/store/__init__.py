@@ -82,14 +82,14 @@ class Store:
         limits: ClaimLimits,
         owner: str,
         lease: timedelta,
-    ) -> tuple[list[Run], list[int]]:
+    ) -> tuple[list[Run], list[tuple[int, int]]]:
         """Record finished attempts, then claim up to ``capacity`` runs: one transaction.
 
-        Returns the claimed runs and the ids of queued runs cancelled because a
-        retry absorbed them.
+        Returns the claimed runs and, for each queued run that a retry absorbed,
+        (its id, the retrying run's id).
         """
         async with self.engine.begin() as conn:
-            merged = await _complete(conn, outcomes)
+            merged = await _complete(conn, outcomes, self.aging)
             if capacity <= 0:
                 return [], merged
             await lock_for_claim(conn)
@@ -193,6 +193,15 @@ class Store:
         async with self.engine.connect() as conn:
             return [queue.run_from_row(row) for row in await conn.execute(statement)]
 
+    async def active_runs(self, target: str) -> list[Run]:
+        """The queued and running runs of one target."""
+        statement = select(runs).where(
+            runs.c.target == target,
+            runs.c.state.in_([RunState.QUEUED.value, RunState.RUNNING.value]),
+        )
+        async with self.engine.connect() as conn:
+            return [queue.run_from_row(row) for row in await conn.execute(statement)]
+
     async def next_due(self) -> datetime | None:
         """The earliest ``not_before`` among queued runs (when the next one becomes due)."""
         async with self.engine.connect() as conn:
@@ -216,11 +225,36 @@ class Store:
         async with self.engine.connect() as conn:
             return await status.source_rows(conn)
 
-    async def set_next_fire(
-        self, source: str, next_fire_at: datetime | None, fired_at: datetime | None = None
-    ) -> None:
+    async def set_next_fire(self, source: str, next_fire_at: datetime | None) -> None:
         async with self.engine.begin() as conn:
-            await status.set_next_fire(conn, source, next_fire_at, fired_at)
+            await status.set_next_fire(conn, source, next_fire_at, None)
+
+    async def fire(
+        self,
+        source: str,
+        *,
+        due: datetime,
+        following: datetime | None,
+        requests: Sequence[RunRequest],
+        now: datetime,
+    ) -> list[Enqueued] | None:
+        """Queue one fire of ``source`` if it is still due at ``due``; None if not.
+
+        The compare-and-set on ``next_fire_at`` makes a fire happen once even
+        when several processes share the database.
+        """
+        async with self.engine.begin() as conn:
+            if not await status.advance_fire(conn, source, due, following):
+                return None
+            return await queue.enqueue(conn, requests, now, self.aging)
+
+    async def run_inputs(
+        self, source: str, target: str | None
+    ) -> tuple[Target | None, PairStatus | None]:
+        """What a run needs before it starts: its target and its pair status."""
+        async with self.engine.connect() as conn:
+            found = await targets.get(conn, target) if target is not None else None
+            return found, await status.pair(conn, source, target)
 
     async def pair_statuses(self, target: str | None) -> list[PairStatus]:
         async with self.engine.connect() as conn:
@@ -269,21 +303,47 @@ class Store:
             return await records.list_records(conn, query)
 
 
-async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> list[int]:
-    merged: list[int] = []
+async def _complete(
+    conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta
+) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
     for outcome in outcomes:
         if outcome.retry_at is not None:
-            merged += await queue.requeue(
+            absorbed = await queue.requeue(
                 conn, outcome.run, not_before=outcome.retry_at, error=outcome.error
             )
-            continue
-        await queue.finish(
-            conn,
-            outcome.run.id,
-            outcome.state,
-            at=outcome.finished_at,
-            error=outcome.error,
-            result=outcome.result,
-        )
-        await status.record_outcome(conn, outcome)
+            merged += [(run_id, outcome.run.id) for run_id in absorbed]
+        elif outcome.state is RunState.INTERRUPTED:
+            await _interrupt(conn, outcome, aging)
+        else:
+            await _finish(conn, outcome)
     return merged
+
+
+async def _finish(conn: AsyncConnection, outcome: Outcome) -> None:
+    await queue.finish(
+        conn,
+        outcome.run.id,
+        outcome.state,
+        at=outcome.finished_at,
+        error=outcome.error,
+        result=outcome.result,
+    )
+    await status.record_outcome(conn, outcome)
+
+
+async def _interrupt(conn: AsyncConnection, outcome: Outcome, aging: timedelta) -> Enqueued:
+    """End a run as ``interrupted`` and queue the same sync again."""
+    await _finish(conn, outcome)
+    run = outcome.run
+    request = RunRequest(
+        source=run.source,
+        target=run.target,
+        mode=run.mode,
+        priority=run.priority,
+        group=run.group,
+        api=run.api,
+        trigger="recovery",
+    )
+    (again,) = await queue.enqueue(conn, [request], outcome.finished_at, aging)
+    return again

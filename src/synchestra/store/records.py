@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from synchestra.models import NO_TARGET
 from synchestra.store.schema import records
 
 _CHUNK = 500
+MAX_CHANGED_KEYS = 100
 
 
 @dataclass
@@ -26,12 +27,16 @@ class ChangeCounts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    changed_keys: list[str] = field(default_factory=list)
+    """Keys created or updated, the first ``MAX_CHANGED_KEYS`` of them."""
 
     def add(self, other: ChangeCounts) -> None:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.deleted += other.deleted
+        room = MAX_CHANGED_KEYS - len(self.changed_keys)
+        self.changed_keys.extend(other.changed_keys[: max(room, 0)])
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -110,7 +115,7 @@ async def _upsert_chunk(
                 }
             )
         elif row.hash != digest or row.deleted_at is not None:
-            changed.append({"b_id": row.id, "data": data, "hash": digest})
+            changed.append({"b_id": row.id, "b_key": key, "data": data, "hash": digest})
         else:
             same.append(row.id)
     if new:
@@ -134,7 +139,13 @@ async def _upsert_chunk(
         await conn.execute(
             update(records).where(records.c.id.in_(same)).values(last_seen=now, run_id=scope.run_id)
         )
-    return ChangeCounts(created=len(new), updated=len(changed), unchanged=len(same))
+    keys = [str(row["key"]) for row in new] + [str(row["b_key"]) for row in changed]
+    return ChangeCounts(
+        created=len(new),
+        updated=len(changed),
+        unchanged=len(same),
+        changed_keys=keys[:MAX_CHANGED_KEYS],
+    )
 
 
 async def mark_missing_deleted(conn: AsyncConnection, scope: RecordScope, now: datetime) -> int:

@@ -185,3 +185,15 @@ async def set_next_fire(
     if fired_at is not None:
         values["last_fire_at"] = fired_at
     await conn.execute(update(source_state).where(source_state.c.source == source).values(values))
+
+
+async def advance_fire(
+    conn: AsyncConnection, source: str, due: datetime, following: datetime | None
+) -> bool:
+    """Move ``next_fire_at`` from ``due`` to ``following``; False if another process did."""
+    result = await conn.execute(
+        update(source_state)
+        .where(source_state.c.source == source, source_state.c.next_fire_at == due)
+        .values(next_fire_at=following, last_fire_at=due)
+    )
+    return bool(result.rowcount)

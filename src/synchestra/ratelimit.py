@@ -1,0 +1,157 @@
+"""The per-API request limit shared by every source that talks to the same API.
+
+An API's limits (``rate`` and ``concurrency`` in the config) belong to the API,
+not to a source: three sources reading one API must share one budget, or
+together they would exceed what the provider allows. :class:`ApiLimiter` is that
+budget. HTTP clients take a :meth:`ApiLimiter.slot` around each request (see
+:mod:`synchestra.http`) and the scheduler asks :meth:`ApiLimiter.has_room` before
+claiming work for a source, so it does not start syncs that would only queue.
+
+The rate is a *sliding log*, not a token bucket: a token bucket that starts full
+lets ``N`` requests through at once and then refills, which exceeds "``N`` per
+period" in the first window. Keeping the last ``N`` start times and admitting a
+start only once the oldest of them is a full period old guarantees that no
+window of ``period`` ever holds more than ``N`` starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from synchestra.clock import Clock, sleep_until
+from synchestra.durations import Rate
+
+
+class ApiLimiter:
+    """Rate, concurrency and pause limits of one API, fair to waiters in arrival order.
+
+    Waiters queue on a FIFO lock; only the head of the queue waits for the
+    limits, so a request that arrived later can never overtake an earlier one.
+    Nothing is recorded until a request actually starts, which is what makes
+    cancelling a waiter safe: it leaves neither a start in the log nor a held slot.
+    """
+
+    def __init__(self, name: str, rate: Rate | None, concurrency: int | None, clock: Clock) -> None:
+        if rate is not None and (rate.requests < 1 or rate.period.total_seconds() <= 0):
+            raise ValueError(f"api {name!r}: rate must allow at least one request per period")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"api {name!r}: concurrency must be at least 1")
+        self.name = name
+        self.rate = rate
+        self.concurrency = concurrency
+        self.clock = clock
+        self._starts: deque[datetime] = deque(maxlen=rate.requests if rate else 0)
+        self._paused_until: datetime | None = None
+        self._in_flight = 0
+        self._turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in order
+        self._released = asyncio.Event()
+        self._waiting = 0
+        self.requests_started = 0
+        self.peak_in_flight = 0
+        self.http_429 = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"ApiLimiter({self.name!r}, rate={self.rate}, concurrency={self.concurrency}, "
+            f"in_flight={self._in_flight})"
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Requests that hold a slot right now."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        return self._waiting
+
+    @property
+    def paused_until(self) -> datetime | None:
+        """The instant before which no request starts (set by :meth:`pause_until`)."""
+        return self._paused_until
+
+    def pause_until(self, instant: datetime) -> None:
+        """Start no request before ``instant``, e.g. after a 429 with Retry-After.
+
+        A pause only ever extends: an API that asked for 60 s of quiet must not
+        be hit earlier because a second, shorter answer arrived afterwards.
+        """
+        if self._paused_until is None or instant > self._paused_until:
+            self._paused_until = instant
+
+    def throttled(self, until: datetime) -> None:
+        """Record an HTTP 429 from the API and pause every user of it until ``until``."""
+        self.http_429 += 1
+        self.pause_until(until)
+
+    def available_at(self, now: datetime) -> datetime:
+        """The earliest instant a new request may start by rate and pause (not concurrency)."""
+        earliest = now
+        if self._paused_until is not None and self._paused_until > earliest:
+            earliest = self._paused_until
+        if self.rate is not None and len(self._starts) >= self.rate.requests:
+            by_rate = self._starts[0] + self.rate.period
+            if by_rate > earliest:
+                earliest = by_rate
+        return earliest
+
+    def has_room(self, now: datetime) -> bool:
+        """Whether a request could start at ``now`` without waiting for any limit.
+
+        Queued waiters count as "no room": they are first in line for the next slot.
+        """
+        return self._waiting == 0 and self.available_at(now) <= now and self._concurrency_free()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for a turn to start a request, then hold a concurrency slot until exit."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self) -> None:
+        self._waiting += 1
+        try:
+            async with self._turn:
+                await self._wait_for_limits()
+                self._record_start(self.clock.now())
+        finally:
+            self._waiting -= 1
+
+    async def _wait_for_limits(self) -> None:
+        """Wait (as head of the queue) until rate, pause and concurrency all allow a start.
+
+        Each wake-up re-checks everything, because a pause may have been
+        extended while this waiter slept.
+        """
+        while True:
+            now = self.clock.now()
+            ready = self.available_at(now)
+            if ready > now:
+                await sleep_until(self.clock, ready)
+            elif not self._concurrency_free():
+                self._released.clear()
+                await self._released.wait()
+            else:
+                return
+
+    def _concurrency_free(self) -> bool:
+        return self.concurrency is None or self._in_flight < self.concurrency
+
+    def _record_start(self, now: datetime) -> None:
+        if self.rate is not None:
+            self._starts.append(now)  # maxlen drops the start that left the log
+        self._in_flight += 1
+        self.requests_started += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._released.set()

@@ -1,0 +1,114 @@
+"""Running one attempt of one run, and turning how it ended into an :class:`Outcome`.
+
+Whatever the source does (raise, hang, return garbage) ends here as an outcome
+of its own run: this is where error isolation happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from synchestra.clock import Clock
+from synchestra.context import SyncContext
+from synchestra.durations import format_duration
+from synchestra.errors import NotConfigured, SynchestraError, SyncTimeout
+from synchestra.models import Outcome, RunState
+from synchestra.redact import Redactor
+from synchestra.retry import decide
+from synchestra.sources import SourceSpec
+
+T = TypeVar("T")
+
+
+async def with_timeout(awaitable: Awaitable[T], limit: timedelta, clock: Clock) -> T:
+    """Await ``awaitable``, cancelling it when ``limit`` passes on ``clock``.
+
+    Not ``asyncio.timeout``: that follows the event loop's clock, which tests
+    cannot move.
+    """
+    work = asyncio.ensure_future(awaitable)
+    timer = asyncio.ensure_future(clock.sleep(limit.total_seconds()))
+    try:
+        await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            return work.result()
+        raise SyncTimeout(f"timed out after {format_duration(limit)}")
+    finally:
+        for task in (work, timer):
+            if not task.done():
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+
+def describe(error: BaseException, redactor: Redactor) -> str:
+    """The one-line error that run records, status and events show (secrets removed)."""
+    if isinstance(error, SynchestraError):
+        text = str(error)
+    elif isinstance(error, httpx.HTTPError):
+        text = f"{type(error).__name__} (network error)"
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return redactor.redact(text)[:2000]
+
+
+async def attempt(
+    spec: SourceSpec,
+    ctx: SyncContext,
+    *,
+    clock: Clock,
+    rng: random.Random,
+    redactor: Redactor,
+    finish_success: Callable[[SyncContext], Awaitable[None]],
+) -> Outcome:
+    """Run ``spec`` once with ``ctx``; never raises except on cancellation."""
+    run = ctx.run
+    try:
+        returned = await with_timeout(spec.function(ctx), spec.timeout, clock)
+        await finish_success(ctx)
+    except NotConfigured as error:
+        return Outcome(run, RunState.SKIPPED, clock.now(), error=describe(error, redactor))
+    except Exception as error:  # isolation: any failure is this run's alone
+        return _failure(spec, ctx, error, clock, rng, redactor)
+    return Outcome(
+        run,
+        RunState.SUCCEEDED,
+        clock.now(),
+        result=_result(ctx, returned),
+        watermark=ctx.watermark,
+        watermark_set=ctx.watermark_changed,
+        full_run=ctx.mode.value == "full",
+    )
+
+
+def _failure(
+    spec: SourceSpec,
+    ctx: SyncContext,
+    error: Exception,
+    clock: Clock,
+    rng: random.Random,
+    redactor: Redactor,
+) -> Outcome:
+    now = clock.now()
+    message = describe(error, redactor)
+    decision = decide(spec.retry, ctx.run.attempts, error, rng)
+    result = _result(ctx, None)
+    if decision.retry:
+        return Outcome(
+            ctx.run, RunState.QUEUED, now, message, result, retry_at=now + decision.delay
+        )
+    return Outcome(ctx.run, RunState.FAILED, now, message, result)
+
+
+def _result(ctx: SyncContext, returned: Any) -> dict[str, Any]:
+    counts: dict[str, Any] = ctx.totals().as_dict()
+    if isinstance(returned, dict):
+        counts |= {str(k): v for k, v in returned.items()}
+    return counts
