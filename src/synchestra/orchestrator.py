@@ -217,6 +217,10 @@ class Orchestrator:
         self._stopping.set()
         self._wake.set()
 
+    async def stopped(self) -> None:
+        """Wait until a stop is requested."""
+        await self._stopping.wait()
+
     async def stop(self, grace: timedelta | None = None) -> None:
         """Stop claiming, give running runs ``grace`` to end, interrupt the rest."""
         self.request_stop()

@@ -84,3 +84,18 @@ async def target_status(
 
 def target_dict(target: Target) -> dict[str, Any]:
     return {"key": target.key, "name": target.name, "attrs": dict(target.attrs)}
+
+
+def record_dict(row: Any) -> dict[str, Any]:
+    """A record as the contract shapes it."""
+    return {
+        "kind": row.kind,
+        "key": row.key,
+        "target": row.target or None,
+        "source": row.source,
+        "data": row.data,
+        "first_seen": iso(row.first_seen),
+        "last_seen": iso(row.last_seen),
+        "changed_at": iso(row.changed_at),
+        "deleted_at": iso(row.deleted_at),
+    }
