@@ -48,7 +48,7 @@ from synchestra.redact import Redactor
 from synchestra.retry import RetryPolicy
 from synchestra.schedule import IntervalSchedule, Timing, parse_cron
 from synchestra.sources import SourceSpec
-from synchestra.store import ChangeCounts, ClaimLimits, RecordScope, Store
+from synchestra.store import ChangeCounts, Claimed, ClaimLimits, RecordScope, Store
 from synchestra.summary import SyncSummary, summarize
 
 log = logging.getLogger("synchestra")
@@ -399,8 +399,8 @@ class Orchestrator:
             lease=LEASE,
         )
         self._announce(outcomes, merged)
-        for run in claimed:
-            self._launch(run)
+        for item in claimed:
+            self._launch(item)
         return capacity > 0 and len(claimed) == capacity
 
     async def _idle(self) -> None:
@@ -492,14 +492,16 @@ class Orchestrator:
 
     # --- running one run ---------------------------------------------------
 
-    def _launch(self, run: Run) -> None:
+    def _launch(self, claimed: Claimed) -> None:
+        run = claimed.run
         self.bus.publish("run.started", self.clock.now(), **_run_fields(run))
-        task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+        task = asyncio.create_task(self._execute(claimed), name=f"run-{run.id}")
         self._active[run.id] = task
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, claimed: Claimed) -> None:
+        run = claimed.run
         try:
-            outcome = await self._attempt(run)
+            outcome = await self._attempt(claimed)
         except asyncio.CancelledError:
             reason = self._cancel_reason.pop(run.id, RunState.INTERRUPTED)
             message = "cancelled" if reason is RunState.CANCELLED else "interrupted: shutting down"
@@ -513,11 +515,11 @@ class Orchestrator:
         self._finished.append(outcome)
         self._wake.set()
 
-    async def _attempt(self, run: Run) -> Outcome:
+    async def _attempt(self, claimed: Claimed) -> Outcome:
+        run, target, pair = claimed.run, claimed.target, claimed.pair
         spec = self.sources.get(run.source)
         if spec is None:
             return Outcome(run, RunState.FAILED, self.clock.now(), f"unknown source {run.source!r}")
-        target, pair = await self.store.run_inputs(run.source, run.target)
         if run.target is not None and target is None:
             return Outcome(run, RunState.SKIPPED, self.clock.now(), "target removed")
         try:

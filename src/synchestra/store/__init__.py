@@ -8,6 +8,7 @@ statements, grouped by what they touch: :mod:`.queue` (runs), :mod:`.status`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -32,6 +33,7 @@ from synchestra.store.status import PairStatus, SourceRow
 __all__ = [
     "ChangeCounts",
     "ClaimLimits",
+    "Claimed",
     "PairStatus",
     "RecordQuery",
     "RecordScope",
@@ -82,11 +84,12 @@ class Store:
         limits: ClaimLimits,
         owner: str,
         lease: timedelta,
-    ) -> tuple[list[Run], list[tuple[int, int]]]:
+    ) -> tuple[list[Claimed], list[tuple[int, int]]]:
         """Record finished attempts, then claim up to ``capacity`` runs: one transaction.
 
-        Returns the claimed runs and, for each queued run that a retry absorbed,
-        (its id, the retrying run's id).
+        Returns the claimed runs with what they need to start (read in the same
+        transaction, a few statements per batch rather than per run) and, for
+        each queued run that a retry absorbed, (its id, the retrying run's id).
         """
         async with self.engine.begin() as conn:
             merged = await _complete(conn, outcomes, self.aging)
@@ -96,9 +99,10 @@ class Store:
             claimed = await queue.claim(
                 conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
             )
-            if claimed:
-                await status.record_start(conn, {r.source for r in claimed}, now)
-            return claimed, merged
+            if not claimed:
+                return [], merged
+            await status.record_start(conn, {r.source for r in claimed}, now)
+            return await _with_inputs(conn, claimed), merged
 
     async def cancel(self, run_id: int, now: datetime) -> Run | None:
         """Cancel a queued run at once; flag a running one for its worker to stop.
@@ -301,6 +305,25 @@ class Store:
     async def list_records(self, query: RecordQuery) -> tuple[list[Row[Any]], str | None]:
         async with self.engine.connect() as conn:
             return await records.list_records(conn, query)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed run with what it needs to start: its target and its pair status."""
+
+    run: Run
+    target: Target | None
+    pair: PairStatus | None
+
+
+async def _with_inputs(conn: AsyncConnection, claimed: list[Run]) -> list[Claimed]:
+    keys = {run.target for run in claimed if run.target is not None}
+    found = await targets.get_many(conn, keys)
+    pairs = await status.pairs_for(conn, [run.pair for run in claimed])
+    return [
+        Claimed(run, found.get(run.target) if run.target else None, pairs.get(run.pair))
+        for run in claimed
+    ]
 
 
 async def _complete(

@@ -125,6 +125,21 @@ async def pair(conn: AsyncConnection, source: str, target: str | None) -> PairSt
     return _pair(row) if row else None
 
 
+async def pairs_for(
+    conn: AsyncConnection, wanted: list[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], PairStatus]:
+    """The statuses of these (source, target) pairs that exist."""
+    sources = {source for source, _ in wanted}
+    target_keys = {target or NO_TARGET for _, target in wanted}
+    rows = await conn.execute(
+        select(pair_status).where(
+            pair_status.c.source.in_(sources), pair_status.c.target.in_(target_keys)
+        )
+    )
+    found = {(p.source, p.target): p for p in map(_pair, rows)}
+    return {key: found[key] for key in wanted if key in found}
+
+
 @dataclass(frozen=True)
 class SourceRow:
     source: str

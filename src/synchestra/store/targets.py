@@ -42,6 +42,17 @@ async def get(conn: AsyncConnection, key: str) -> Target | None:
     return _target(row) if row else None
 
 
+async def get_many(conn: AsyncConnection, wanted: set[str]) -> dict[str, Target]:
+    found: dict[str, Target] = {}
+    keys = sorted(wanted)
+    for start in range(0, len(keys), _CHUNK):
+        rows = await conn.execute(
+            select(targets).where(targets.c.key.in_(keys[start : start + _CHUNK]))
+        )
+        found.update({row.key: _target(row) for row in rows})
+    return found
+
+
 async def page(conn: AsyncConnection, *, limit: int, after: str | None) -> list[Target]:
     statement = select(targets).order_by(targets.c.key).limit(limit)
     if after is not None:
