@@ -1,0 +1,5 @@
+"""``python -m synchestra``: the command line."""
+
+from synchestra.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""Crash recovery (guarantee 7): a ``sync`` killed with SIGKILL mid-run, then started again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SOURCE = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+
+    HERE = Path(__file__).parent
+
+    async def profile(ctx):
+        await ctx.upsert("profile", [{"id": ctx.target.key, "v": 1}], key="id")
+        marker = HERE / f"hung-{ctx.target.key.replace(':', '_')}"
+        if ctx.target.key == "dot:2" and not marker.exists():
+            marker.write_text("once")
+            print("READY", flush=True)      # the test kills the process now
+            await asyncio.Event().wait()
+    """
+)
+
+CONFIG = textwrap.dedent(
+    """
+    [database]
+    url = "sqlite:///crash.db"
+
+    [[sources]]
+    name = "profile"
+    connector = "crashsources:profile"
+    per_target = true
+    """
+)
+
+
+def synchestra(folder: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "synchestra", *args, "-c", str(folder / "synchestra.toml")]
+
+
+def run_json(folder: Path, *args: str) -> Any:
+    done = subprocess.run(
+        synchestra(folder, *args, "--json"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(folder),
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def _env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(folder)}
+
+
+def test_killed_sync_recovers_without_duplicates(tmp_path: Path) -> None:
+    (tmp_path / "crashsources.py").write_text(SOURCE)
+    (tmp_path / "synchestra.toml").write_text(CONFIG)
+    for key in ("dot:1", "dot:2", "dot:3"):
+        subprocess.run(
+            synchestra(tmp_path, "targets", "add", key),
+            check=True,
+            timeout=60,
+            env=_env(tmp_path),
+            capture_output=True,
+        )
+
+    with subprocess.Popen(
+        synchestra(tmp_path, "sync", "--json"),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+    ) as victim:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == "READY"
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL
+
+    again = run_json(tmp_path, "sync")
+    assert (again["failed"], again["succeeded"]) == (0, 3)
+
+    history = run_json(tmp_path, "runs", "--target", "dot:2")["runs"]
+    states = sorted(run["state"] for run in history)
+    assert states == ["interrupted", "succeeded"]
+    interrupted = next(run for run in history if run["state"] == "interrupted")
+    assert "interrupted" in interrupted["error"]
+
+    records = run_json(tmp_path, "records", "profile")["records"]
+    assert sorted(r["key"] for r in records) == ["dot:1", "dot:2", "dot:3"]
+    status = run_json(tmp_path, "status", "--target", "dot:2")
+    assert status["success"] is True
+    assert status["sources"]["profile"]["state"] == "succeeded"
