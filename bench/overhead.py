@@ -24,8 +24,9 @@ from synchestra.config import parse_config
 
 
 async def measure(size: int, workers: int, folder: Path) -> dict[str, float]:
-    config = parse_config({"database": {"url": f"sqlite:///{folder}/bench.db"},
-                           "engine": {"workers": workers}})
+    config = parse_config(
+        {"database": {"url": f"sqlite:///{folder}/bench.db"}, "engine": {"workers": workers}}
+    )
     orc = Orchestrator(config)
 
     @orc.source("noop", per_target=True)
@@ -39,8 +40,12 @@ async def measure(size: int, workers: int, folder: Path) -> dict[str, float]:
         elapsed = time.perf_counter() - started
     assert summary.succeeded == size, summary.as_dict()["errors"][:3]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"n": size, "seconds": round(elapsed, 3), "runs_per_second": round(size / elapsed, 1),
-            "peak_rss_mb": round(peak_kb / 1024, 1)}
+    return {
+        "n": size,
+        "seconds": round(elapsed, 3),
+        "runs_per_second": round(size / elapsed, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
 
 
 def child(size: int, workers: int) -> None:
@@ -61,15 +66,29 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         output = subprocess.run(
             [sys.executable, __file__, "--child", str(size), "--workers", str(args.workers)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
     first = results[0]
     for row in results:
-        row["runs_per_second_vs_smallest"] = round(row["runs_per_second"] / first["runs_per_second"], 3)
+        row["runs_per_second_vs_smallest"] = round(
+            row["runs_per_second"] / first["runs_per_second"], 3
+        )
         row["rss_vs_smallest"] = round(row["peak_rss_mb"] / first["peak_rss_mb"], 3)
-    print(json.dumps({"benchmark": "overhead", "database": "sqlite", "workers": args.workers,
-                      "source": "one no-op per-target source", "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "overhead",
+                "database": "sqlite",
+                "workers": args.workers,
+                "source": "one no-op per-target source",
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -333,12 +333,12 @@ class Orchestrator:
         A queued run that a retry absorbed is answered by the retrying run.
         """
         ids = list(dict.fromkeys(run_ids))
-        futures = [self._waiter(run_id) for run_id in ids]
+        futures = {run_id: self._waiter(run_id) for run_id in ids}
         pending = await self.store.get_runs(ids)
-        for run in pending:
-            if run.state.terminal and not self._waiters[run.id].done():
-                self._waiters[run.id].set_result(run.id)
-        return list(dict.fromkeys([await future for future in futures]))
+        for run in pending:  # the waiter may have been resolved (and dropped) meanwhile
+            if run.state.terminal and not futures[run.id].done():
+                futures[run.id].set_result(run.id)
+        return list(dict.fromkeys([await future for future in futures.values()]))
 
     def _waiter(self, run_id: int) -> asyncio.Future[int]:
         if run_id not in self._waiters:
@@ -369,12 +369,13 @@ class Orchestrator:
 
     async def _loop(self) -> None:
         try:
-            while not self._stopping.is_set() or self._finished:
+            # When stopping, go on until the runs still executing have been recorded.
+            while not self._stopping.is_set() or self._finished or self._active:
                 self._wake.clear()
                 busy = await self._turn()
                 if busy:
                     await asyncio.sleep(0)
-                elif not self._finished and not self._stopping.is_set():
+                elif not self._finished and (self._active or not self._stopping.is_set()):
                     await self._idle()
         except Exception:
             log.exception("the synchestra loop crashed; stopping")
@@ -570,7 +571,12 @@ class Orchestrator:
         if spec.api is None:
             return
         auth = self.config.api(spec.api).auth
-        if auth is not None and auth.required and not self.environ.get(auth.env):
+        if auth is None:
+            return
+        credential = self.environ.get(auth.env)
+        if credential:
+            self.redactor.add(credential)  # masked even if the source never builds a client
+        elif auth.required:
             raise NotConfigured(f"not configured: {auth.env} is not set")
 
     def _limiter(self, api: str) -> ApiLimiter:

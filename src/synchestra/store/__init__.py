@@ -158,21 +158,7 @@ class Store:
             for run in orphans:
                 error = "interrupted: the process running it stopped"
                 outcome = Outcome(run=run, state=RunState.INTERRUPTED, finished_at=now, error=error)
-                await queue.finish(
-                    conn, run.id, RunState.INTERRUPTED, at=now, error=error, result={}
-                )
-                await status.record_outcome(conn, outcome)
-                request = RunRequest(
-                    source=run.source,
-                    target=run.target,
-                    mode=run.mode,
-                    priority=run.priority,
-                    group=run.group,
-                    api=run.api,
-                    trigger="recovery",
-                )
-                (again,) = await queue.enqueue(conn, [request], now, self.aging)
-                recovered.append((run, again))
+                recovered.append((run, await _interrupt(conn, outcome, self.aging)))
             return recovered
 
     async def get_runs(self, ids: Sequence[int]) -> list[Run]:
@@ -330,6 +316,7 @@ async def _complete(
     conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta
 ) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
+    ended: list[Outcome] = []
     for outcome in outcomes:
         if outcome.retry_at is not None:
             absorbed = await queue.requeue(
@@ -339,20 +326,15 @@ async def _complete(
         elif outcome.state is RunState.INTERRUPTED:
             await _interrupt(conn, outcome, aging)
         else:
-            await _finish(conn, outcome)
+            ended.append(outcome)
+    await queue.finish_many(conn, ended)
+    await status.record_outcomes(conn, ended)
     return merged
 
 
 async def _finish(conn: AsyncConnection, outcome: Outcome) -> None:
-    await queue.finish(
-        conn,
-        outcome.run.id,
-        outcome.state,
-        at=outcome.finished_at,
-        error=outcome.error,
-        result=outcome.result,
-    )
-    await status.record_outcome(conn, outcome)
+    await queue.finish_many(conn, [outcome])
+    await status.record_outcomes(conn, [outcome])
 
 
 async def _interrupt(conn: AsyncConnection, outcome: Outcome, aging: timedelta) -> Enqueued:

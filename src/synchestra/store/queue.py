@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import Row, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from synchestra.models import NO_TARGET, Enqueued, Mode, Run, RunRequest, RunState
+from synchestra.models import NO_TARGET, Enqueued, Mode, Outcome, Run, RunRequest, RunState
 from synchestra.store.dialect import insert_for
 from synchestra.store.schema import ONLY_QUEUED, runs
 
@@ -374,6 +374,34 @@ async def finish(
             owner=None,
             lease_until=None,
         )
+    )
+
+
+async def finish_many(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
+    """Record how these attempts ended, in one executemany."""
+    if not outcomes:
+        return
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == bindparam("b_id"))
+        .values(
+            state=bindparam("b_state"),
+            finished_at=bindparam("b_at"),
+            error=bindparam("b_error"),
+            result=bindparam("b_result"),
+            owner=None,
+            lease_until=None,
+        ),
+        [
+            {
+                "b_id": o.run.id,
+                "b_state": o.state.value,
+                "b_at": o.finished_at,
+                "b_error": o.error,
+                "b_result": dict(o.result),
+            }
+            for o in outcomes
+        ],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,13 +32,32 @@ async def record_start(conn: AsyncConnection, sources: Iterable[str], now: datet
     )
 
 
-async def record_outcome(conn: AsyncConnection, outcome: Outcome) -> None:
-    """Make the pair status and the source state tell how this run ended."""
-    await _write_pair(conn, outcome)
-    await _write_source(conn, outcome)
+async def record_outcomes(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> None:
+    """Make pair statuses and source states tell how these runs ended (in this order).
+
+    Written in batches: one statement per kind of change, not per run, since the
+    engine completes many runs per transaction.
+    """
+    batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        values = _pair_values(outcome)
+        batches.setdefault(tuple(values), []).append(values)
+    for columns, rows in batches.items():
+        statement = insert_for(conn, pair_status)
+        changes = {c: statement.excluded[c] for c in columns if c not in ("source", "target")}
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[pair_status.c.source, pair_status.c.target], set_=changes
+            ),
+            rows,
+        )
+    for source, values in _source_changes(outcomes).items():
+        await conn.execute(
+            update(source_state).where(source_state.c.source == source).values(values)
+        )
 
 
-async def _write_pair(conn: AsyncConnection, outcome: Outcome) -> None:
+def _pair_values(outcome: Outcome) -> dict[str, Any]:
     run, at = outcome.run, outcome.finished_at
     values: dict[str, Any] = {
         "source": run.source,
@@ -55,27 +74,31 @@ async def _write_pair(conn: AsyncConnection, outcome: Outcome) -> None:
             values["last_full_run"] = at
     elif outcome.state in (RunState.FAILED, RunState.SKIPPED):
         values |= {"error": outcome.error, "error_at": at}
-    statement = insert_for(conn, pair_status).values(values)
-    changes = {k: statement.excluded[k] for k in values if k not in ("source", "target")}
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[pair_status.c.source, pair_status.c.target], set_=changes
-        )
-    )
+    return values
 
 
-async def _write_source(conn: AsyncConnection, outcome: Outcome) -> None:
-    values: dict[str, Any] = {"last_finished": outcome.finished_at, "last_state": outcome.state}
-    if outcome.state is RunState.SUCCEEDED:
-        values |= {"last_success": outcome.finished_at, "consecutive_failures": 0}
-    elif outcome.state is RunState.FAILED:
-        values |= {
-            "last_error": outcome.error,
-            "consecutive_failures": source_state.c.consecutive_failures + 1,
-        }
-    await conn.execute(
-        update(source_state).where(source_state.c.source == outcome.run.source).values(values)
-    )
+def _source_changes(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
+    """Per source, the new state after these outcomes, failures counted in order."""
+    changes: dict[str, dict[str, Any]] = {}
+    failures_after_success: dict[str, int] = {}
+    for outcome in outcomes:
+        name = outcome.run.source
+        values = changes.setdefault(name, {})
+        values |= {"last_finished": outcome.finished_at, "last_state": outcome.state.value}
+        if outcome.state is RunState.SUCCEEDED:
+            values["last_success"] = outcome.finished_at
+            failures_after_success[name] = 0
+            values["reset"] = True
+        elif outcome.state is RunState.FAILED:
+            values["last_error"] = outcome.error
+            failures_after_success[name] = failures_after_success.get(name, 0) + 1
+    for name, values in changes.items():
+        failed = failures_after_success.get(name, 0)
+        if values.pop("reset", False):
+            values["consecutive_failures"] = failed
+        elif failed:
+            values["consecutive_failures"] = source_state.c.consecutive_failures + failed
+    return changes
 
 
 @dataclass(frozen=True)
