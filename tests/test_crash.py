@@ -102,3 +102,34 @@ def test_killed_sync_recovers_without_duplicates(tmp_path: Path) -> None:
     status = run_json(tmp_path, "status", "--target", "dot:2")
     assert status["success"] is True
     assert status["sources"]["profile"]["state"] == "succeeded"
+
+
+def test_sigterm_stops_sync_and_interrupts_running_runs(tmp_path: Path) -> None:
+    (tmp_path / "crashsources.py").write_text(SOURCE)
+    (tmp_path / "synchestra.toml").write_text(CONFIG + '\n[engine]\ngrace = "0s"\n')
+    subprocess.run(
+        synchestra(tmp_path, "targets", "add", "dot:2"),
+        check=True,
+        timeout=60,
+        env=_env(tmp_path),
+        capture_output=True,
+    )
+    with subprocess.Popen(
+        synchestra(tmp_path, "sync", "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+    ) as victim:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == "READY"
+        victim.send_signal(signal.SIGTERM)
+        _, stderr = victim.communicate(timeout=30)
+    assert victim.returncode == 1
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+    history = run_json(tmp_path, "runs", "--target", "dot:2")["runs"]
+    assert [(r["state"], r["error"]) for r in history] == [
+        ("queued", None),
+        ("interrupted", "interrupted: shutting down"),
+    ]

@@ -62,7 +62,8 @@ def main() -> None:
     try:
         app()  # usage errors: typer prints them and exits 2
     except SynchestraError as error:
-        err.print(f"synchestra: error: {error}", markup=False, highlight=False)
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        sys.stderr.write(f"synchestra: error: {message}\n")
         sys.exit(2)
     except Exit as done:
         sys.exit(done.code)

@@ -244,16 +244,14 @@ class Orchestrator:
         await self.stop()
 
     async def _wait_active(self, grace: timedelta) -> None:
-        waiter: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.gather(*self._active.values(), return_exceptions=True)
-        )
+        """Wait until the running runs end or ``grace`` passes (without cancelling them)."""
+        tasks = list(self._active.values())
+        all_done: asyncio.Future[Any] = asyncio.ensure_future(asyncio.wait(tasks))
         timer: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace.total_seconds()))
-        await asyncio.wait([waiter, timer], return_when=asyncio.FIRST_COMPLETED)
-        timer.cancel()
-        if not waiter.done():
+        await asyncio.wait([all_done, timer], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (all_done, timer):
             waiter.cancel()
-        with suppress(asyncio.CancelledError):
-            await timer
+        await asyncio.gather(all_done, timer, return_exceptions=True)
 
     # --- asking for syncs --------------------------------------------------
 
@@ -305,11 +303,12 @@ class Orchestrator:
 
     async def _choose_targets(self, keys: Sequence[str] | None, all_targets: bool) -> list[str]:
         if keys and not all_targets:
-            for key in keys:
-                validate_target_key(key)
-                if await self.store.get_target(key) is None:
-                    raise InputError(f"unknown target {key!r}")
-            return list(dict.fromkeys(keys))
+            wanted = list(dict.fromkeys(validate_target_key(key) for key in keys))
+            known = await self.store.known_targets(wanted)
+            missing = [key for key in wanted if key not in known]
+            if missing:
+                raise InputError(f"unknown target {missing[0]!r}")
+            return wanted
         return await self.store.target_keys()
 
     async def sync(
@@ -430,7 +429,7 @@ class Orchestrator:
                 if row.next_fire_at is not None and row.source in self.sources
             ]
         candidates += [
-            lim.available_at(now) for lim in self._limiters.values() if not lim.has_room(now)
+            at for at in (lim.available_at(now) for lim in self._limiters.values()) if at > now
         ]
         return max(min(candidates), now)
 
@@ -448,7 +447,7 @@ class Orchestrator:
             limiter = self._limiter(spec.api)
             if limiter.concurrency is not None:
                 caps[spec.api] = limiter.concurrency
-            if not limiter.has_room(now) and limiter.in_flight == 0:
+            if limiter.available_at(now) > now:  # no rate room, or paused by a 429
                 saturated.add(spec.api)
         return ClaimLimits(group_max=group_max, api_cap=caps, saturated_apis=frozenset(saturated))
 

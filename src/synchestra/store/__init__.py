@@ -268,6 +268,11 @@ class Store:
         async with self.engine.connect() as conn:
             return await targets.page(conn, limit=limit, after=after)
 
+    async def known_targets(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` are targets."""
+        async with self.engine.connect() as conn:
+            return set(await targets.get_many(conn, set(keys)))
+
     async def target_keys(self) -> list[str]:
         async with self.engine.connect() as conn:
             return await targets.keys(conn)
