@@ -170,7 +170,7 @@ def _print_summary(summary: SyncSummary) -> None:
     for column in ("run", "source", "target", "state", "attempts", "result / error"):
         table.add_column(column)
     for run in summary.runs:
-        detail = run.error or ", ".join(f"{k} {v}" for k, v in run.result.items())
+        detail = run.error or ", ".join(f"{k} {v}" for k, v in run.result.items() if v) or "-"
         table.add_row(
             str(run.id),
             run.source,
