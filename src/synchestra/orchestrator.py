@@ -16,7 +16,6 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -390,7 +389,7 @@ class Orchestrator:
             await self._housekeeping(now)
         outcomes, self._finished = self._finished, []
         capacity = 0 if self._stopping.is_set() else self.workers - len(self._active)
-        claimed, merged = await self.store.complete_and_claim(
+        turn = await self.store.complete_and_claim(
             outcomes,
             now=now,
             capacity=capacity,
@@ -398,10 +397,11 @@ class Orchestrator:
             owner=self.owner,
             lease=LEASE,
         )
-        self._announce(outcomes, merged)
-        for item in claimed:
+        self._announce(outcomes, turn.merged)
+        self._announce_queued(turn.requeued)
+        for item in turn.claimed:
             self._launch(item)
-        return capacity > 0 and len(claimed) == capacity
+        return capacity > 0 and len(turn.claimed) == capacity
 
     async def _idle(self) -> None:
         wake_at = await self._next_wake()
@@ -708,12 +708,16 @@ class _RedactingAdapter(logging.LoggerAdapter[logging.Logger]):
         super().__init__(logger, extra)
         self._redactor = redactor
 
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Format first, then mask: a secret may arrive through the ``%`` arguments too."""
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
         extra = self.extra or {}
         source, target = extra.get("source"), extra.get("target")
-        text = self._redactor.redact(str(msg))
         where = f"{source}/{target}" if target else f"{source}"
-        return f"[{where}] {text}", kwargs
+        kwargs.setdefault("stacklevel", 2)
+        self.logger.log(level, "[%s] %s", where, self._redactor.redact(text), **kwargs)
 
 
 def make_timing(

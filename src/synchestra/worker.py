@@ -7,6 +7,7 @@ of its own run: this is where error isolation happens.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -110,5 +111,18 @@ def _failure(
 def _result(ctx: SyncContext, returned: Any) -> dict[str, Any]:
     counts: dict[str, Any] = ctx.totals().as_dict()
     if isinstance(returned, dict):
-        counts |= {str(k): v for k, v in returned.items()}
+        counts |= _json_safe({str(k): v for k, v in returned.items()})
     return counts
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as the database can store them: what JSON cannot hold becomes text.
+
+    A source returning garbage must not break the transaction that records every
+    finished run (nor the loop that runs it).
+    """
+    try:
+        safe: dict[str, Any] = json.loads(json.dumps(values, default=str, allow_nan=False))
+    except (ValueError, RecursionError):  # NaN, infinities, circular references
+        safe = {key: repr(value)[:200] for key, value in values.items()}
+    return safe

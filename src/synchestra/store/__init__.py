@@ -8,7 +8,7 @@ statements, grouped by what they touch: :mod:`.queue` (runs), :mod:`.status`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -39,6 +39,7 @@ __all__ = [
     "RecordScope",
     "SourceRow",
     "Store",
+    "Turn",
 ]
 
 
@@ -84,25 +85,24 @@ class Store:
         limits: ClaimLimits,
         owner: str,
         lease: timedelta,
-    ) -> tuple[list[Claimed], list[tuple[int, int]]]:
+    ) -> Turn:
         """Record finished attempts, then claim up to ``capacity`` runs: one transaction.
 
-        Returns the claimed runs with what they need to start (read in the same
-        transaction, a few statements per batch rather than per run) and, for
-        each queued run that a retry absorbed, (its id, the retrying run's id).
+        The claimed runs come with what they need to start, read in the same
+        transaction (a few statements per batch rather than per run).
         """
         async with self.engine.begin() as conn:
-            merged = await _complete(conn, outcomes, self.aging)
+            turn = await _complete(conn, outcomes, self.aging)
             if capacity <= 0:
-                return [], merged
+                return turn
             await lock_for_claim(conn)
             claimed = await queue.claim(
                 conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
             )
-            if not claimed:
-                return [], merged
-            await status.record_start(conn, {r.source for r in claimed}, now)
-            return await _with_inputs(conn, claimed), merged
+            if claimed:
+                await status.record_start(conn, {r.source for r in claimed}, now)
+                turn.claimed = await _with_inputs(conn, claimed)
+            return turn
 
     async def cancel(self, run_id: int, now: datetime) -> Run | None:
         """Cancel a queued run at once; flag a running one for its worker to stop.
@@ -317,24 +317,33 @@ async def _with_inputs(conn: AsyncConnection, claimed: list[Run]) -> list[Claime
     ]
 
 
-async def _complete(
-    conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta
-) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
+@dataclass
+class Turn:
+    """What one ``complete_and_claim`` did."""
+
+    claimed: list[Claimed] = field(default_factory=list)
+    merged: list[tuple[int, int]] = field(default_factory=list)
+    """(queued run absorbed by a retry, the retrying run)"""
+    requeued: list[Enqueued] = field(default_factory=list)
+    """Runs queued again for interrupted ones."""
+
+
+async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta) -> Turn:
+    turn = Turn()
     ended: list[Outcome] = []
     for outcome in outcomes:
         if outcome.retry_at is not None:
             absorbed = await queue.requeue(
                 conn, outcome.run, not_before=outcome.retry_at, error=outcome.error
             )
-            merged += [(run_id, outcome.run.id) for run_id in absorbed]
+            turn.merged += [(run_id, outcome.run.id) for run_id in absorbed]
         elif outcome.state is RunState.INTERRUPTED:
-            await _interrupt(conn, outcome, aging)
+            turn.requeued.append(await _interrupt(conn, outcome, aging))
         else:
             ended.append(outcome)
     await queue.finish_many(conn, ended)
     await status.record_outcomes(conn, ended)
-    return merged
+    return turn
 
 
 async def _finish(conn: AsyncConnection, outcome: Outcome) -> None:
