@@ -21,9 +21,18 @@ from pathlib import Path
 
 from synchestra import Orchestrator, SyncContext, Target
 from synchestra.config import parse_config
+from synchestra.events import Subscription
 
 FINAL = {"run.succeeded", "run.failed", "run.skipped", "run.cancelled", "run.interrupted"}
 CHUNK = 1000
+
+
+async def count_successes(finished: Subscription, size: int) -> int:
+    succeeded = 0
+    for _ in range(size):
+        event = await finished.get()
+        succeeded += event.type == "run.succeeded"
+    return succeeded
 
 
 async def measure(size: int, workers: int, folder: Path) -> dict[str, float]:
@@ -48,12 +57,10 @@ async def measure(size: int, workers: int, folder: Path) -> dict[str, float]:
         with orc.bus.subscribe(FINAL) as finished:
             started = time.perf_counter()
             orc.start(schedule=False)
+            counting = asyncio.create_task(count_successes(finished, size))
             for start in range(0, size, CHUNK):
                 await orc.request(["noop"], targets=keys[start : start + CHUNK])
-            succeeded = 0
-            for _ in range(size):
-                event = await finished.get()
-                succeeded += event.type == "run.succeeded"
+            succeeded = await counting
             elapsed = time.perf_counter() - started
             assert finished.dropped == 0
     assert succeeded == size, f"{size - succeeded} runs did not succeed"
