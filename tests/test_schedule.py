@@ -181,13 +181,17 @@ def oracle_year(expression: str, timezone: str) -> tuple[datetime, ...]:
 
 @cache
 def transitions(timezone: str) -> tuple[datetime, ...]:
-    """2026 UTC-offset changes of a zone, to the hour (scanned independently of the module)."""
+    """The first instants of 2026 with a new UTC offset (scanned independently of the module)."""
     zone = ZoneInfo(timezone)
     result: list[datetime] = []
     hour = YEAR_START
     while hour < YEAR_END:
-        if hour.astimezone(zone).utcoffset() != (hour + HOUR).astimezone(zone).utcoffset():
-            result.append(hour)
+        old = hour.astimezone(zone).utcoffset()
+        if old != (hour + HOUR).astimezone(zone).utcoffset():
+            change = hour + MINUTE
+            while change.astimezone(zone).utcoffset() == old:
+                change += MINUTE
+            result.append(change)
         hour += HOUR
     return tuple(result)
 
@@ -197,7 +201,8 @@ def test_oracle_sanity() -> None:
     assert oracle_next("30 2 * * *", NEW_YORK, utc(2026, 3, 8)) == utc(2026, 3, 8, 7)
     fall_back = oracle("30 1 * * *", NEW_YORK, utc(2026, 11, 1))
     assert [next(fall_back), next(fall_back)] == [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
-    assert transitions(NEW_YORK) == (utc(2026, 3, 8, 6), utc(2026, 11, 1, 5))
+    assert transitions(NEW_YORK) == (utc(2026, 3, 8, 7), utc(2026, 11, 1, 6))
+    assert transitions("Australia/Lord_Howe") == (utc(2026, 4, 4, 15), utc(2026, 10, 3, 15, 30))
 
 
 # --- interval, offset, spread -----------------------------------------------------------------
@@ -420,13 +425,13 @@ ZONES = ["UTC", NEW_YORK, "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata"
 def _starts(timezone: str) -> list[tuple[datetime, int]]:
     """Where to start iterating and how many fires to compare from there.
 
-    The start of the year, then odd instants shortly before and around each transition
-    (``change + HOUR`` is the instant the offset changes: inside a repeat, or right after a gap).
+    The start of the year, then instants shortly before, at and just after each offset change
+    (so inside a repeated hour, or right at the first instant after a gap).
     """
-    starts = [(YEAR_START, 500)]
+    starts = [(YEAR_START, 500 if not transitions(timezone) else 200)]
     for change in transitions(timezone):
-        starts += [(change - timedelta(days=2, minutes=7), 500), (change + HOUR, 30)]
-        starts += [(change + HOUR + timedelta(minutes=minutes), 30) for minutes in (17, 45)]
+        starts.append((change - timedelta(days=2, minutes=7), 500))
+        starts += [(change + timedelta(seconds=seconds), 30) for seconds in (-1, 0, 1020, 2700)]
     return starts
 
 

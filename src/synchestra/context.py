@@ -106,12 +106,14 @@ class SyncContext:
     ) -> ChangeCounts:
         """Store ``rows`` as records of ``kind``; counts created / updated / unchanged."""
         keyed = [(record_key(row, key), dict(row)) for row in rows]
-        scope = RecordScope(
-            kind, self.target.key if self.target else None, self.source, self.run.id
-        )
-        counts = await self._store.upsert_records(scope, keyed, self.clock.now())
+        counts = await self._store.upsert_records(self.scope(kind), keyed, self.clock.now())
         self.changes.setdefault(kind, ChangeCounts()).add(counts)
         return counts
+
+    def scope(self, kind: str) -> RecordScope:
+        """The records of ``kind`` this attempt writes."""
+        target = self.target.key if self.target else None
+        return RecordScope(kind, target, self.source, self.run.id, self.run.attempts)
 
     def delete_missing(self, kind: str) -> None:
         """In a full run, mark deleted the records of ``kind`` this run did not upsert.

@@ -47,7 +47,7 @@ from synchestra.redact import Redactor
 from synchestra.retry import RetryPolicy
 from synchestra.schedule import IntervalSchedule, Timing, parse_cron
 from synchestra.sources import SourceSpec
-from synchestra.store import ChangeCounts, Claimed, ClaimLimits, RecordScope, Store
+from synchestra.store import ChangeCounts, Claimed, ClaimLimits, Store, Turn
 from synchestra.summary import SyncSummary, summarize
 
 log = logging.getLogger("synchestra")
@@ -397,7 +397,7 @@ class Orchestrator:
             owner=self.owner,
             lease=LEASE,
         )
-        self._announce(outcomes, turn.merged)
+        self._announce(outcomes, turn)
         self._announce_queued(turn.requeued)
         for item in turn.claimed:
             self._launch(item)
@@ -487,6 +487,9 @@ class Orchestrator:
 
     async def _recover(self, now: datetime) -> None:
         for run, again in await self.store.recover(now, owner_is_dead):
+            if again is None:
+                self.bus.publish("run.cancelled", now, **_run_fields(run), error="cancelled")
+                continue
             self.bus.publish("run.interrupted", now, **_run_fields(run), error=run.error)
             self._announce_queued([again])
 
@@ -552,10 +555,7 @@ class Orchestrator:
 
     async def _apply_deletes(self, ctx: SyncContext) -> None:
         for kind in ctx.pending_deletes:
-            scope = RecordScope(
-                kind, ctx.target.key if ctx.target else None, ctx.source, ctx.run.id
-            )
-            deleted = await self.store.mark_missing_deleted(scope, self.clock.now())
+            deleted = await self.store.mark_missing_deleted(ctx.scope(kind), self.clock.now())
             ctx.changes.setdefault(kind, ChangeCounts()).deleted += deleted
 
     def _resolve_mode(self, mode: Mode, spec: SourceSpec, pair: Any) -> Mode:
@@ -632,11 +632,18 @@ class Orchestrator:
                     not_before=iso(answer.run.not_before),
                 )
 
-    def _announce(self, outcomes: Sequence[Outcome], merged: Sequence[tuple[int, int]]) -> None:
+    def _announce(self, outcomes: Sequence[Outcome], turn: Turn) -> None:
         now = self.clock.now()
+        cancelled = set(turn.cancelled)
         for outcome in outcomes:
-            self._announce_outcome(outcome, now)
-        for absorbed, into in merged:
+            if outcome.run.id in cancelled:  # asked to cancel while it ran
+                self.bus.publish(
+                    "run.cancelled", now, **_run_fields(outcome.run), error="cancelled"
+                )
+                self._resolve(outcome.run.id, outcome.run.id)
+            else:
+                self._announce_outcome(outcome, now)
+        for absorbed, into in turn.merged:
             self.bus.publish(
                 "run.cancelled", now, id=str(absorbed), error=f"merged into run {into}"
             )

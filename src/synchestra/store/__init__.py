@@ -8,7 +8,7 @@ statements, grouped by what they touch: :mod:`.queue` (runs), :mod:`.status`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -143,7 +143,7 @@ class Store:
 
     async def recover(
         self, now: datetime, owner_is_dead: Callable[[str], bool]
-    ) -> list[tuple[Run, Enqueued]]:
+    ) -> list[tuple[Run, Enqueued | None]]:
         """Mark ``interrupted`` the runs of dead owners or lapsed leases; queue them again."""
         async with self.engine.begin() as conn:
             await lock_for_claim(conn)
@@ -158,7 +158,8 @@ class Store:
             for run in orphans:
                 error = "interrupted: the process running it stopped"
                 outcome = Outcome(run=run, state=RunState.INTERRUPTED, finished_at=now, error=error)
-                recovered.append((run, await _interrupt(conn, outcome, self.aging)))
+                again = await _interrupt(conn, outcome, self.aging)
+                recovered.append((run, again))
             return recovered
 
     async def get_runs(self, ids: Sequence[int]) -> list[Run]:
@@ -326,6 +327,8 @@ class Turn:
     """(queued run absorbed by a retry, the retrying run)"""
     requeued: list[Enqueued] = field(default_factory=list)
     """Runs queued again for interrupted ones."""
+    cancelled: list[int] = field(default_factory=list)
+    """Runs that would have retried but were asked to cancel: they ended ``cancelled``."""
 
 
 async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta) -> Turn:
@@ -334,11 +337,23 @@ async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: t
     for outcome in outcomes:
         if outcome.retry_at is not None:
             absorbed = await queue.requeue(
-                conn, outcome.run, not_before=outcome.retry_at, error=outcome.error
+                conn,
+                outcome.run,
+                not_before=outcome.retry_at,
+                error=outcome.error,
+                now=outcome.finished_at,
+                aging=aging,
             )
-            turn.merged += [(run_id, outcome.run.id) for run_id in absorbed]
+            if absorbed is None:
+                turn.cancelled.append(outcome.run.id)
+            else:
+                turn.merged += [(run_id, outcome.run.id) for run_id in absorbed]
         elif outcome.state is RunState.INTERRUPTED:
-            turn.requeued.append(await _interrupt(conn, outcome, aging))
+            again = await _interrupt(conn, outcome, aging)
+            if again is None:
+                turn.cancelled.append(outcome.run.id)
+            else:
+                turn.requeued.append(again)
         else:
             ended.append(outcome)
     await queue.finish_many(conn, ended)
@@ -351,10 +366,13 @@ async def _finish(conn: AsyncConnection, outcome: Outcome) -> None:
     await status.record_outcomes(conn, [outcome])
 
 
-async def _interrupt(conn: AsyncConnection, outcome: Outcome, aging: timedelta) -> Enqueued:
-    """End a run as ``interrupted`` and queue the same sync again."""
-    await _finish(conn, outcome)
+async def _interrupt(conn: AsyncConnection, outcome: Outcome, aging: timedelta) -> Enqueued | None:
+    """End a run as ``interrupted`` and queue the same sync again, unless it was cancelled."""
     run = outcome.run
+    if await queue.cancel_requested(conn, run.id):
+        await _finish(conn, replace(outcome, state=RunState.CANCELLED, error="cancelled"))
+        return None
+    await _finish(conn, outcome)
     request = RunRequest(
         source=run.source,
         target=run.target,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -135,7 +135,7 @@ async def _enqueue_chunk(
         existing |= await _queued_runs(conn, source, mode, lost_races)
     results = [Enqueued(run, deduplicated=False) for run in inserted.values()]
     for key, run in existing.items():
-        results.append(Enqueued(await _raise_priority(conn, run, wanted[key], aging), True))
+        results.append(Enqueued(await _merge_request(conn, run, wanted[key], now, aging), True))
     return results
 
 
@@ -172,16 +172,31 @@ def _new_row(request: RunRequest, now: datetime, aging: timedelta) -> dict[str, 
     }
 
 
-async def _raise_priority(
-    conn: AsyncConnection, run: Run, request: RunRequest, aging: timedelta
+async def _merge_request(
+    conn: AsyncConnection, run: Run, request: RunRequest, now: datetime, aging: timedelta
 ) -> Run:
-    if request.priority <= run.priority:
+    """Let a duplicate request raise the queued run's priority and bring it forward.
+
+    A request for "now" that matches a run delayed by ``spread`` should not
+    wait for that delay; a run waiting out a retry backoff keeps waiting, so
+    that asking again cannot hammer a failing API.
+    """
+    priority = max(run.priority, request.priority)
+    not_before = run.not_before
+    if run.attempts == 0:
+        not_before = min(not_before, request.not_before or now)
+    if (priority, not_before) == (run.priority, run.not_before):
         return run
-    rank = rank_for(request.priority, run.queued_at, aging)
     await conn.execute(
-        update(runs).where(runs.c.id == run.id).values(priority=request.priority, rank=rank)
+        update(runs)
+        .where(runs.c.id == run.id)
+        .values(
+            priority=priority,
+            rank=rank_for(priority, run.queued_at, aging),
+            not_before=not_before,
+        )
     )
-    return Run(**{**run.__dict__, "priority": request.priority})
+    return replace(run, priority=priority, not_before=not_before)
 
 
 # --- claim -----------------------------------------------------------------
@@ -313,20 +328,33 @@ async def _mark_running(
 
 
 async def requeue(
-    conn: AsyncConnection, run: Run, *, not_before: datetime, error: str | None
-) -> list[int]:
-    """Put a running run back in the queue (a retry, or after an interruption).
+    conn: AsyncConnection,
+    run: Run,
+    *,
+    not_before: datetime,
+    error: str | None,
+    now: datetime,
+    aging: timedelta,
+) -> list[int] | None:
+    """Put a running run back in the queue for a retry.
 
     A follow-up already queued for the same sync is folded into this run: it is
-    cancelled, since this run starts later than it was asked for anyway. Returns
-    the ids of the runs so cancelled.
+    cancelled (this run starts later than it was asked for anyway) and its
+    higher priority, if any, passes to this run. Returns the ids of the runs so
+    cancelled, or None when the run was asked to cancel: it then ends
+    ``cancelled`` instead of retrying.
     """
-    duplicates = await conn.execute(
-        select(runs.c.id).where(
-            runs.c.state == RunState.QUEUED.value,
-            runs.c.source == run.source,
-            runs.c.target == (run.target or NO_TARGET),
-            runs.c.mode == run.mode.value,
+    if await cancel_requested(conn, run.id):
+        await finish(conn, run.id, RunState.CANCELLED, at=now, error="cancelled", result={})
+        return None
+    duplicates = list(
+        await conn.execute(
+            select(runs.c.id, runs.c.priority).where(
+                runs.c.state == RunState.QUEUED.value,
+                runs.c.source == run.source,
+                runs.c.target == (run.target or NO_TARGET),
+                runs.c.mode == run.mode.value,
+            )
         )
     )
     merged = [row.id for row in duplicates]
@@ -335,11 +363,10 @@ async def requeue(
             update(runs)
             .where(runs.c.id.in_(merged))
             .values(
-                state=RunState.CANCELLED.value,
-                finished_at=not_before,
-                error=f"merged into run {run.id}",
+                state=RunState.CANCELLED.value, finished_at=now, error=f"merged into run {run.id}"
             )
         )
+    priority = max([run.priority, *(row.priority for row in duplicates)])
     await conn.execute(
         update(runs)
         .where(runs.c.id == run.id)
@@ -349,9 +376,16 @@ async def requeue(
             error=error,
             owner=None,
             lease_until=None,
+            priority=priority,
+            rank=rank_for(priority, run.queued_at, aging),
         )
     )
     return merged
+
+
+async def cancel_requested(conn: AsyncConnection, run_id: int) -> bool:
+    flag = await conn.scalar(select(runs.c.cancel_requested).where(runs.c.id == run_id))
+    return bool(flag)
 
 
 async def finish(

@@ -54,10 +54,13 @@ def content_hash(data: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class RecordScope:
+    """Whose records: a kind, for a target (or none), written by one attempt of one run."""
+
     kind: str
     target: str | None
     source: str
-    run_id: int | None
+    run_id: int
+    attempt: int = 1
 
 
 async def upsert(
@@ -112,6 +115,7 @@ async def _upsert_chunk(
                     "changed_at": now,
                     "deleted_at": None,
                     "run_id": scope.run_id,
+                    "run_attempt": scope.attempt,
                 }
             )
         elif row.hash != digest or row.deleted_at is not None:
@@ -131,13 +135,16 @@ async def _upsert_chunk(
                 last_seen=now,
                 deleted_at=None,
                 run_id=scope.run_id,
+                run_attempt=scope.attempt,
                 source=scope.source,
             ),
             changed,
         )
     if same:
         await conn.execute(
-            update(records).where(records.c.id.in_(same)).values(last_seen=now, run_id=scope.run_id)
+            update(records)
+            .where(records.c.id.in_(same))
+            .values(last_seen=now, run_id=scope.run_id, run_attempt=scope.attempt)
         )
     keys = [str(row["key"]) for row in new] + [str(row["b_key"]) for row in changed]
     return ChangeCounts(
@@ -149,7 +156,10 @@ async def _upsert_chunk(
 
 
 async def mark_missing_deleted(conn: AsyncConnection, scope: RecordScope, now: datetime) -> int:
-    """Mark deleted the records of this scope that the run (``scope.run_id``) did not see."""
+    """Mark deleted the records of this scope that this attempt of the run did not see.
+
+    "Seen" is per attempt: a record only a failed earlier attempt fetched is gone.
+    """
     result = await conn.execute(
         update(records)
         .where(
@@ -157,7 +167,12 @@ async def mark_missing_deleted(conn: AsyncConnection, scope: RecordScope, now: d
             records.c.target == (scope.target or NO_TARGET),
             records.c.source == scope.source,
             records.c.deleted_at.is_(None),
-            or_(records.c.run_id.is_(None), records.c.run_id != scope.run_id),
+            or_(
+                records.c.run_id.is_(None),
+                records.c.run_id != scope.run_id,
+                records.c.run_attempt.is_(None),
+                records.c.run_attempt != scope.attempt,
+            ),
         )
         .values(deleted_at=now, changed_at=now)
     )

@@ -152,6 +152,7 @@ records = Table(
     Column("changed_at", UTCDateTime, nullable=False),
     Column("deleted_at", UTCDateTime),
     Column("run_id", Id),
+    Column("run_attempt", Integer),
 )
 Index("uq_records_key", records.c.kind, records.c.target, records.c.key, unique=True)
 Index("ix_records_source", records.c.source, records.c.kind, records.c.target)
