@@ -65,28 +65,39 @@ def _env(folder: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(folder)}
 
 
-def test_killed_sync_recovers_without_duplicates(tmp_path: Path) -> None:
-    (tmp_path / "crashsources.py").write_text(SOURCE)
-    (tmp_path / "synchestra.toml").write_text(CONFIG)
-    for key in ("dot:1", "dot:2", "dot:3"):
+def project(folder: Path, targets: list[str], extra_config: str = "") -> None:
+    """A config, its connector module and targets in ``folder``."""
+    (folder / "crashsources.py").write_text(SOURCE)
+    (folder / "synchestra.toml").write_text(CONFIG + extra_config)
+    for key in targets:
         subprocess.run(
-            synchestra(tmp_path, "targets", "add", key),
+            synchestra(folder, "targets", "add", key),
             check=True,
             timeout=60,
-            env=_env(tmp_path),
+            env=_env(folder),
             capture_output=True,
         )
 
+
+def sync_until_hung(folder: Path, signum: signal.Signals) -> tuple[int, str]:
+    """Start ``sync``, send ``signum`` once the hanging run has started; exit code, stderr."""
     with subprocess.Popen(
-        synchestra(tmp_path, "sync", "--json"),
+        synchestra(folder, "sync", "--json"),
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env=_env(tmp_path),
+        env=_env(folder),
     ) as victim:
         assert victim.stdout is not None
         assert victim.stdout.readline().strip() == "READY"
-        victim.send_signal(signal.SIGKILL)
-        assert victim.wait(timeout=30) == -signal.SIGKILL
+        victim.send_signal(signum)
+        _, stderr = victim.communicate(timeout=30)
+    return victim.returncode, stderr
+
+
+def test_killed_sync_recovers_without_duplicates(tmp_path: Path) -> None:
+    project(tmp_path, ["dot:1", "dot:2", "dot:3"])
+    assert sync_until_hung(tmp_path, signal.SIGKILL)[0] == -signal.SIGKILL
 
     again = run_json(tmp_path, "sync")
     assert (again["failed"], again["succeeded"]) == (0, 3)
@@ -105,27 +116,9 @@ def test_killed_sync_recovers_without_duplicates(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_sync_and_interrupts_running_runs(tmp_path: Path) -> None:
-    (tmp_path / "crashsources.py").write_text(SOURCE)
-    (tmp_path / "synchestra.toml").write_text(CONFIG + '\n[engine]\ngrace = "0s"\n')
-    subprocess.run(
-        synchestra(tmp_path, "targets", "add", "dot:2"),
-        check=True,
-        timeout=60,
-        env=_env(tmp_path),
-        capture_output=True,
-    )
-    with subprocess.Popen(
-        synchestra(tmp_path, "sync", "--json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(tmp_path),
-    ) as victim:
-        assert victim.stdout is not None
-        assert victim.stdout.readline().strip() == "READY"
-        victim.send_signal(signal.SIGTERM)
-        _, stderr = victim.communicate(timeout=30)
-    assert victim.returncode == 1
+    project(tmp_path, ["dot:2"], '\n[engine]\ngrace = "0s"\n')
+    code, stderr = sync_until_hung(tmp_path, signal.SIGTERM)
+    assert code == 1
     assert "interrupted" in stderr and "Traceback" not in stderr
 
     history = run_json(tmp_path, "runs", "--target", "dot:2")["runs"]

@@ -9,71 +9,22 @@ source functions, or polls that only yield to the loop.
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from engine_helpers import SAFETY, next_event, opened, until
 from synchestra import views
 from synchestra.clock import FakeClock
 from synchestra.context import SyncContext
-from synchestra.events import Event, Subscription, iso
+from synchestra.events import iso
 from synchestra.models import Run, RunState, Target
 from synchestra.orchestrator import Orchestrator
 
-SAFETY = 5.0
 START = datetime(2026, 1, 5, 12, 3, tzinfo=UTC)
 TARGETS = [Target(f"dot:{n}", f"Carrier {n}") for n in range(1, 5)]
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-@asynccontextmanager
-async def opened(
-    database_url: str, clock: FakeClock, setup: Callable[[Orchestrator], None]
-) -> AsyncIterator[Orchestrator]:
-    """An open orchestrator with its sources; shutdown never waits on the fake clock."""
-    orc = Orchestrator(database_url=database_url, clock=clock, rng=random.Random(3), environ={})
-    setup(orc)
-    async with orc:
-        try:
-            yield orc
-        finally:
-            await orc.stop(grace=timedelta(0))
-
-
-async def until(predicate: Callable[[], bool | Awaitable[bool]], what: str) -> None:
-    """Yield to the loop until ``predicate`` holds (never sleeps on real time)."""
-
-    async def holds() -> bool:
-        answer = predicate()
-        return answer if isinstance(answer, bool) else await answer
-
-    async def poll() -> None:
-        while not await holds():  # noqa: ASYNC110 - state written by other tasks and threads
-            await asyncio.sleep(0)
-
-    try:
-        await asyncio.wait_for(poll(), SAFETY)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-async def next_event(sub: Subscription, type_: str, **match: Any) -> Event:
-    """The next event of ``type_`` whose data has ``match`` (others are skipped)."""
-
-    async def find() -> Event:
-        while True:
-            event = await sub.get()
-            if event.type == type_ and all(event.data.get(k) == v for k, v in match.items()):
-                return event
-
-    try:
-        return await asyncio.wait_for(find(), SAFETY)
-    except TimeoutError:
-        raise AssertionError(f"no {type_} event with {match}") from None
 
 
 async def advance_to(clock: FakeClock, instant: datetime) -> None:
@@ -112,7 +63,7 @@ async def test_first_start_persists_next_fires_and_due_fires_queue_and_run(
         orc.source("every15", every="15m")(_noop)
         orc.source("hourly", schedule="0 * * * *")(_noop)
 
-    async with opened(database_url, clock, setup) as orc:
+    async with opened(database_url, clock, setup=setup) as orc:
         with orc.bus.subscribe() as sub:
             orc.start(schedule=True)
             await fires_become(orc, {"every15": at(12, 15), "hourly": at(13, 0)})
@@ -167,7 +118,7 @@ async def test_fires_missed_during_downtime_run_once(database_url: str, clock: F
         orc.source("every15", every="15m")(_noop)
         orc.source("hourly", schedule="0 * * * *")(_noop)
 
-    async with opened(database_url, clock, setup) as orc:
+    async with opened(database_url, clock, setup=setup) as orc:
         with orc.bus.subscribe() as sub:
             orc.start(schedule=True)
             await fires_become(orc, {"every15": at(12, 15), "hourly": at(13, 0)})
@@ -177,7 +128,7 @@ async def test_fires_missed_during_downtime_run_once(database_url: str, clock: F
 
     # three hours down: 12 ticks of every15 and 3 of hourly are missed
     clock.set(at(15, 15, 1))
-    async with opened(database_url, clock, setup) as orc:
+    async with opened(database_url, clock, setup=setup) as orc:
         assert await next_fires(orc) == {"every15": at(12, 30), "hourly": at(13, 0)}
         with orc.bus.subscribe() as sub:
             orc.start(schedule=True)
@@ -210,7 +161,7 @@ async def test_spread_spaces_per_target_runs_evenly(database_url: str, clock: Fa
             assert ctx.target is not None
             started.append((ctx.target.key, ctx.now()))
 
-    async with opened(database_url, clock, setup) as orc:
+    async with opened(database_url, clock, setup=setup) as orc:
         await orc.add_targets(list(reversed(TARGETS)))
         with orc.bus.subscribe() as sub:
             orc.start(schedule=True)
@@ -259,7 +210,7 @@ async def test_fires_during_a_long_run_queue_at_most_one_follow_up(
             entered.set()
             await release.wait()
 
-    async with opened(database_url, clock, setup) as orc:
+    async with opened(database_url, clock, setup=setup) as orc:
         with orc.bus.subscribe() as sub:
             orc.start(schedule=True)
             await fires_become(orc, {"slow": at(12, 15)})
@@ -301,7 +252,7 @@ async def test_offset_shifts_fire_times(database_url: str, clock: FakeClock) -> 
         orc.source("six_hourly_15", schedule="0 */6 * * *", offset="15m")(_noop)
         orc.source("plain", every="1h")(_noop)
 
-    async with opened(database_url, clock, setup) as orc:
+    async with opened(database_url, clock, setup=setup) as orc:
         with orc.bus.subscribe() as sub:
             orc.start(schedule=True)
             await fires_become(
