@@ -237,7 +237,7 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
         assert status["health"]["sources"]["carrier"]["healthy"] is True
 
         # the process goes on: the loop is alive and the next sync works
-        assert orc._loop_task is not None and not orc._loop_task.done()
+        assert orc.running
         broken.update(violations=False, inspections=False)
         again = await within(orc.sync())
         assert (again.total, again.succeeded, again.failed, again.skipped) == (4, 4, 0, 0)
@@ -286,7 +286,7 @@ async def test_a_source_returning_garbage_does_not_break_other_runs_or_the_loop(
         assert results["fine"]["created"] == 1
         stored = await orc.store.get_runs([run.id for run in summary.runs])
         assert {run.state for run in stored} == {RunState.SUCCEEDED}
-        assert orc._loop_task is not None and not orc._loop_task.done()
+        assert orc.running
         again = await within(orc.sync(["fine"]))
         assert again.succeeded == 2
 

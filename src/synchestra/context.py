@@ -13,6 +13,7 @@ from synchestra.clock import Clock
 from synchestra.errors import InputError, NotConfigured
 from synchestra.http import get_json
 from synchestra.models import Mode, Run, Target
+from synchestra.redact import Redactor
 from synchestra.store import ChangeCounts, RecordScope, Store
 
 KeySpec = str | Iterable[str] | Callable[[Mapping[str, Any]], str]
@@ -128,3 +129,22 @@ class SyncContext:
         for counts in self.changes.values():
             total.add(counts)
         return total
+
+
+class SourceLogger(logging.LoggerAdapter[logging.Logger]):
+    """A source's logger: its lines carry source and target, and never a secret."""
+
+    def __init__(self, logger: logging.Logger, redactor: Redactor, extra: Mapping[str, Any]):
+        super().__init__(logger, extra)
+        self._redactor = redactor
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Format first, then mask: a secret may arrive through the ``%`` arguments too."""
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        extra = self.extra or {}
+        source, target = extra.get("source"), extra.get("target")
+        where = f"{source}/{target}" if target else f"{source}"
+        kwargs.setdefault("stacklevel", 2)
+        self.logger.log(level, "[%s] %s", where, self._redactor.redact(text), **kwargs)

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from synchestra.connectors import SourceFunction
+from synchestra.config import Config, SourceConfig
+from synchestra.connectors import SourceFunction, resolve_connector
+from synchestra.durations import parse_duration
+from synchestra.errors import InputError
 from synchestra.retry import RetryPolicy
-from synchestra.schedule import Timing
+from synchestra.schedule import IntervalSchedule, Timing, parse_cron
 
 
 @dataclass(frozen=True)
@@ -26,3 +29,50 @@ class SourceSpec:
     stale_after: timedelta | None = None
     full_every: timedelta = timedelta(hours=24)
     params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def make_timing(
+    schedule: str | None,
+    every: str | timedelta | None,
+    offset: str | timedelta,
+    spread: str | timedelta,
+    timezone: str,
+) -> Timing | None:
+    """The timing of a source from its settings; None for a source without a schedule."""
+    if schedule is None and every is None:
+        return None
+    if schedule is not None and every is not None:
+        raise InputError("give a source either schedule or every, not both")
+    base = (
+        parse_cron(schedule, timezone)
+        if schedule is not None
+        else IntervalSchedule(_duration(every))
+    )
+    return Timing(base, offset=_duration(offset), spread=_duration(spread))
+
+
+def _duration(value: str | timedelta | None) -> timedelta:
+    if value is None:
+        return timedelta(0)
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+def spec_from_config(source: SourceConfig, config: Config) -> SourceSpec:
+    """A source of the config, its connector resolved (ConfigError if it cannot be)."""
+    function = resolve_connector(source.connector)
+    return SourceSpec(
+        name=source.name,
+        function=function,
+        per_target=source.per_target,
+        timing=make_timing(
+            source.schedule, source.every, source.offset, source.spread, config.timezone
+        ),
+        priority=source.priority,
+        group=source.group,
+        api=source.api or getattr(function, "default_api", None),
+        timeout=source.timeout,
+        retry=RetryPolicy(source.retry.attempts, source.retry.backoff, source.retry.max_backoff),
+        stale_after=source.stale_after,
+        full_every=source.full_every,
+        params=dict(source.params),
+    )
