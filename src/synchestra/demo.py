@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import shutil
+import sys
 from contextlib import suppress
 from pathlib import Path
 
@@ -85,6 +87,12 @@ def write_fleet(folder: Path, carriers: int) -> Path:
     return config
 
 
+def _command_name() -> str:
+    """How this user can run synchestra again: the venv's script when not on PATH."""
+    script = Path(sys.argv[0])
+    return "synchestra" if shutil.which("synchestra") == str(script) else str(script)
+
+
 async def run_demo(folder: Path, *, carriers: int, duration: float, console: Console) -> int:
     config = write_fleet(folder, carriers)
     console.print(
@@ -109,7 +117,7 @@ async def run_demo(folder: Path, *, carriers: int, duration: float, console: Con
             f"  {row['source']:<12} {row['status']:<10} "
             f"healthy={verdict['healthy']!s:<5} error={row['error'] or '-'}"
         )
-    console.print(
-        f"look closer: synchestra status -c {config}   |   synchestra records carrier -c {config}"
-    )
+    command = _command_name()
+    console.print(f"look closer: {command} status -c {config}")
+    console.print(f"             {command} records carrier -c {config} --limit 5")
     return 0
