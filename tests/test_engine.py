@@ -437,17 +437,7 @@ async def test_not_configured_skips_the_run(database_url: str, clock: FakeClock)
 async def test_required_api_credential_unset_skips_without_calling_the_source(
     database_url: str, clock: FakeClock
 ) -> None:
-    config = cfg(
-        {
-            "apis": [
-                {
-                    "name": "secured",
-                    "base_url": "http://127.0.0.1:9",
-                    "auth": {"env": "SECURED_KEY", "header": "X-Key", "required": True},
-                }
-            ]
-        }
-    )
+    config = secured_api({"env": "SECURED_KEY", "header": "X-Key", "required": True})
     called: list[str | None] = []
 
     def setup(orc: Orchestrator) -> None:
@@ -842,21 +832,16 @@ async def test_upsert_counts_changes_events_and_delete_missing_only_on_success(
 SECRET = "s3cr3t-Token-9f8e7d"
 
 
+def secured_api(auth: dict[str, Any]) -> Config:
+    """A config with the API "secured" (never reached: nothing listens on port 9)."""
+    return cfg({"apis": [{"name": "secured", "base_url": "http://127.0.0.1:9", "auth": auth}]})
+
+
 @pytest.mark.parametrize("uses_client", [True, False], ids=["client-built", "no-client"])
 async def test_a_credential_in_an_error_never_reaches_runs_status_or_events(
     database_url: str, clock: FakeClock, uses_client: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = cfg(
-        {
-            "apis": [
-                {
-                    "name": "secured",
-                    "base_url": "http://127.0.0.1:9",
-                    "auth": {"env": "SECURED_KEY", "query": "apiKey", "required": True},
-                }
-            ]
-        }
-    )
+    config = secured_api({"env": "SECURED_KEY", "query": "apiKey", "required": True})
 
     def setup(orc: Orchestrator) -> None:
         @orc.source("leaky", api="secured", per_target=True, retry=RetryPolicy(attempts=1))
@@ -894,17 +879,7 @@ async def test_a_credential_in_an_error_never_reaches_runs_status_or_events(
 async def test_a_credential_passed_as_a_log_argument_is_masked(
     database_url: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = cfg(
-        {
-            "apis": [
-                {
-                    "name": "secured",
-                    "base_url": "http://127.0.0.1:9",
-                    "auth": {"env": "SECURED_KEY", "header": "X-Key", "required": True},
-                }
-            ]
-        }
-    )
+    config = secured_api({"env": "SECURED_KEY", "header": "X-Key", "required": True})
 
     def setup(orc: Orchestrator) -> None:
         @orc.source("chatty", api="secured")
