@@ -21,6 +21,7 @@ import pytest
 from engine_helpers import SAFETY, cfg, next_event, opened, until, within
 from synchestra import views
 from synchestra.clock import FakeClock
+from synchestra.config import Config
 from synchestra.context import SyncContext
 from synchestra.errors import NotConfigured, RetryableError
 from synchestra.events import Event, Subscription, iso
