@@ -92,6 +92,7 @@ runs = Table(
 )
 Index("ix_runs_claim", runs.c.state, runs.c.rank.desc(), runs.c.id)
 Index("ix_runs_pair", runs.c.source, runs.c.target, runs.c.id)
+Index("ix_runs_due", runs.c.state, runs.c.not_before)
 Index("ix_runs_target", runs.c.target, runs.c.id)
 # Deduplication: at most one queued run per (source, target, mode), on every database.
 ONLY_QUEUED = text("state = 'queued'")

@@ -98,6 +98,7 @@ def upgrade() -> None:
             "ix_runs_claim", ["state", sa.literal_column("rank DESC"), "id"], unique=False
         )
         batch_op.create_index("ix_runs_pair", ["source", "target", "id"], unique=False)
+        batch_op.create_index("ix_runs_due", ["state", "not_before"], unique=False)
         batch_op.create_index("ix_runs_target", ["target", "id"], unique=False)
         batch_op.create_index(
             "uq_runs_queued",
@@ -142,6 +143,7 @@ def downgrade() -> None:
         )
         batch_op.drop_index("ix_runs_target")
         batch_op.drop_index("ix_runs_pair")
+        batch_op.drop_index("ix_runs_due")
         batch_op.drop_index("ix_runs_claim")
 
     op.drop_table("runs")
