@@ -7,7 +7,9 @@ statements, grouped by what they touch: :mod:`.queue` (runs), :mod:`.status`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -49,6 +51,19 @@ class Store:
     def __init__(self, engine: AsyncEngine, *, aging: timedelta = timedelta(minutes=10)) -> None:
         self.engine = engine
         self.aging = aging
+        # SQLite has one writer: queue this process's writers here, in order, instead
+        # of letting them poll SQLite's lock with its sleeping busy handler.
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction."""
+        if self._one_writer is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._one_writer, self.engine.begin() as conn:
+            yield conn
 
     @classmethod
     async def open(cls, url: str, *, aging: timedelta = timedelta(minutes=10)) -> Self:
@@ -73,7 +88,7 @@ class Store:
     # --- queue -------------------------------------------------------------
 
     async def enqueue(self, requests: Sequence[RunRequest], now: datetime) -> list[Enqueued]:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             return await queue.enqueue(conn, requests, now, self.aging)
 
     async def complete_and_claim(
@@ -91,7 +106,7 @@ class Store:
         The claimed runs come with what they need to start, read in the same
         transaction (a few statements per batch rather than per run).
         """
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             turn = await _complete(conn, outcomes, self.aging)
             if capacity <= 0:
                 return turn
@@ -109,7 +124,7 @@ class Store:
 
         Returns the run as it now stands, or None when there is no such run.
         """
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             found = await queue.fetch_runs(conn, [run_id])
             if not found:
                 return None
@@ -126,7 +141,7 @@ class Store:
 
     async def renew_leases(self, owner: str, until: datetime) -> list[int]:
         """Extend the leases of ``owner``'s running runs; return those asked to cancel."""
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.owner == owner, runs.c.state == RunState.RUNNING.value)
@@ -145,7 +160,7 @@ class Store:
         self, now: datetime, owner_is_dead: Callable[[str], bool]
     ) -> list[tuple[Run, Enqueued | None]]:
         """Mark ``interrupted`` the runs of dead owners or lapsed leases; queue them again."""
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await lock_for_claim(conn)
             rows = await conn.execute(select(runs).where(runs.c.state == RunState.RUNNING.value))
             orphans = [
@@ -209,7 +224,7 @@ class Store:
     # --- status ------------------------------------------------------------
 
     async def ensure_sources(self, names: Sequence[str], now: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await status.ensure_sources(conn, names, now)
 
     async def source_rows(self) -> dict[str, SourceRow]:
@@ -217,7 +232,7 @@ class Store:
             return await status.source_rows(conn)
 
     async def set_next_fire(self, source: str, next_fire_at: datetime | None) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await status.set_next_fire(conn, source, next_fire_at, None)
 
     async def fire(
@@ -234,7 +249,7 @@ class Store:
         The compare-and-set on ``next_fire_at`` makes a fire happen once even
         when several processes share the database.
         """
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             if not await status.advance_fire(conn, source, due, following):
                 return None
             return await queue.enqueue(conn, requests, now, self.aging)
@@ -258,7 +273,7 @@ class Store:
     # --- targets -----------------------------------------------------------
 
     async def put_targets(self, items: Sequence[Target], now: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await targets.put(conn, items, now)
 
     async def get_target(self, key: str) -> Target | None:
@@ -279,7 +294,7 @@ class Store:
             return await targets.keys(conn)
 
     async def remove_target(self, key: str, now: datetime) -> bool:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             return await targets.remove(conn, key, now)
 
     # --- records -----------------------------------------------------------
@@ -287,11 +302,11 @@ class Store:
     async def upsert_records(
         self, scope: RecordScope, rows: Sequence[tuple[str, dict[str, Any]]], now: datetime
     ) -> ChangeCounts:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             return await records.upsert(conn, scope, rows, now)
 
     async def mark_missing_deleted(self, scope: RecordScope, now: datetime) -> int:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             return await records.mark_missing_deleted(conn, scope, now)
 
     async def list_records(self, query: RecordQuery) -> tuple[list[Row[Any]], str | None]:
