@@ -209,12 +209,12 @@ class Store:
             return [queue.run_from_row(row) for row in await conn.execute(statement)]
 
     async def next_due(self) -> datetime | None:
-        """The earliest ``not_before`` among queued runs (when the next one becomes due)."""
+        """The earliest ``not_before`` among queued runs that are not due yet."""
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
                     select(runs.c.not_before)
-                    .where(runs.c.state == RunState.QUEUED.value)
+                    .where(runs.c.state == RunState.QUEUED.value, runs.c.due.is_(False))
                     .order_by(runs.c.not_before)
                     .limit(1)
                 )

@@ -4,7 +4,8 @@ The claim is the heart of the engine. One transaction, serialised across
 processes (SQLite's writer lock, PostgreSQL's advisory lock), picks the runs
 that may start now, best first:
 
-* only ``queued`` runs whose ``not_before`` has come;
+* only ``queued`` runs whose ``not_before`` has come (``due``: the claim first
+  promotes the runs whose time came, so it never walks past delayed ones);
 * never a (source, target) that is already running;
 * never more than ``max_running`` runs of one group, nor more runs of one API
   than its concurrency cap, nor runs of an API the caller reports saturated;
@@ -167,6 +168,7 @@ def _new_row(request: RunRequest, now: datetime, aging: timedelta) -> dict[str, 
         "trigger": request.trigger,
         "queued_at": now,
         "not_before": request.not_before or now,
+        "due": (request.not_before or now) <= now,
         "result": {},
         "cancel_requested": False,
     }
@@ -194,6 +196,7 @@ async def _merge_request(
             priority=priority,
             rank=rank_for(priority, run.queued_at, aging),
             not_before=not_before,
+            due=not_before <= now,
         )
     )
     return replace(run, priority=priority, not_before=not_before)
@@ -253,6 +256,7 @@ async def claim(
     """
     if capacity <= 0:
         return []
+    await _promote_due(conn, now)
     room = await _current_room(conn, limits)
     picked: list[Row[Any]] = []
     after: tuple[int, int] | None = None
@@ -272,6 +276,18 @@ async def claim(
     return await _mark_running(conn, picked, now, owner, lease)
 
 
+async def _promote_due(conn: AsyncConnection, now: datetime) -> None:
+    await conn.execute(
+        update(runs)
+        .where(
+            runs.c.state == RunState.QUEUED.value,
+            runs.c.due.is_(False),
+            runs.c.not_before <= now,
+        )
+        .values(due=True)
+    )
+
+
 async def _current_room(conn: AsyncConnection, limits: ClaimLimits) -> _Room:
     rows = await conn.execute(
         select(runs.c.source, runs.c.target, runs.c.group_name, runs.c.api).where(
@@ -287,7 +303,7 @@ async def _current_room(conn: AsyncConnection, limits: ClaimLimits) -> _Room:
 def _candidates(
     conn: AsyncConnection, now: datetime, room: _Room, after: tuple[int, int] | None
 ) -> Any:
-    query = select(runs).where(runs.c.state == RunState.QUEUED.value, runs.c.not_before <= now)
+    query = select(runs).where(runs.c.state == RunState.QUEUED.value, runs.c.due.is_(True))
     if full_groups := room.full_groups():
         query = query.where(or_(runs.c.group_name.is_(None), runs.c.group_name.not_in(full_groups)))
     if full_apis := room.full_apis():
@@ -373,6 +389,7 @@ async def requeue(
         .values(
             state=RunState.QUEUED.value,
             not_before=not_before,
+            due=not_before <= now,
             error=error,
             owner=None,
             lease_until=None,

@@ -82,6 +82,9 @@ runs = Table(
     Column("trigger", String(32), nullable=False),
     Column("queued_at", UTCDateTime, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),
+    # Whether not_before has come: claims walk due runs in rank order without
+    # skipping delayed ones; the loop promotes runs as their time comes.
+    Column("due", Boolean, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     Column("error", Text),
@@ -90,9 +93,9 @@ runs = Table(
     Column("lease_until", UTCDateTime),
     Column("cancel_requested", Boolean, nullable=False, default=False),
 )
-Index("ix_runs_claim", runs.c.state, runs.c.rank.desc(), runs.c.id)
+Index("ix_runs_claim", runs.c.state, runs.c.due, runs.c.rank.desc(), runs.c.id)
 Index("ix_runs_pair", runs.c.source, runs.c.target, runs.c.id)
-Index("ix_runs_due", runs.c.state, runs.c.not_before)
+Index("ix_runs_due", runs.c.state, runs.c.due, runs.c.not_before)
 Index("ix_runs_target", runs.c.target, runs.c.id)
 # Deduplication: at most one queued run per (source, target, mode), on every database.
 ONLY_QUEUED = text("state = 'queued'")

@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("trigger", sa.String(length=32), nullable=False),
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("due", sa.Boolean(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
@@ -95,10 +96,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_runs_claim", ["state", sa.literal_column("rank DESC"), "id"], unique=False
+            "ix_runs_claim", ["state", "due", sa.literal_column("rank DESC"), "id"], unique=False
         )
         batch_op.create_index("ix_runs_pair", ["source", "target", "id"], unique=False)
-        batch_op.create_index("ix_runs_due", ["state", "not_before"], unique=False)
+        batch_op.create_index("ix_runs_due", ["state", "due", "not_before"], unique=False)
         batch_op.create_index("ix_runs_target", ["target", "id"], unique=False)
         batch_op.create_index(
             "uq_runs_queued",
