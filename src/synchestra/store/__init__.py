@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, false, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from synchestra.models import (
@@ -214,7 +214,7 @@ class Store:
             row = (
                 await conn.execute(
                     select(runs.c.not_before)
-                    .where(runs.c.state == RunState.QUEUED.value, runs.c.due.is_(False))
+                    .where(runs.c.state == RunState.QUEUED.value, runs.c.due == false())
                     .order_by(runs.c.not_before)
                     .limit(1)
                 )

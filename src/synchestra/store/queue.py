@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, or_, select, update
+from sqlalchemy import Row, and_, bindparam, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.models import NO_TARGET, Enqueued, Mode, Outcome, Run, RunRequest, RunState
@@ -281,7 +281,7 @@ async def _promote_due(conn: AsyncConnection, now: datetime) -> None:
         update(runs)
         .where(
             runs.c.state == RunState.QUEUED.value,
-            runs.c.due.is_(False),
+            runs.c.due == false(),
             runs.c.not_before <= now,
         )
         .values(due=True)
@@ -303,7 +303,7 @@ async def _current_room(conn: AsyncConnection, limits: ClaimLimits) -> _Room:
 def _candidates(
     conn: AsyncConnection, now: datetime, room: _Room, after: tuple[int, int] | None
 ) -> Any:
-    query = select(runs).where(runs.c.state == RunState.QUEUED.value, runs.c.due.is_(True))
+    query = select(runs).where(runs.c.state == RunState.QUEUED.value, runs.c.due == true())
     if full_groups := room.full_groups():
         query = query.where(or_(runs.c.group_name.is_(None), runs.c.group_name.not_in(full_groups)))
     if full_apis := room.full_apis():
