@@ -62,6 +62,7 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB: the queue indexes stay in memory
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
