@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
 SourceFunction = Callable[["SyncContext"], Awaitable[Any]]
 
-BUILTINS: dict[str, str] = {}
+BUILTINS: dict[str, str] = {
+    "fmcsa.carrier": "synchestra.fmcsa.carrier:carrier",
+    "fmcsa.csa_scores": "synchestra.fmcsa.csa_scores:csa_scores",
+    "fmcsa.violations": "synchestra.fmcsa.violations:violations",
+    "fmcsa.inspections": "synchestra.fmcsa.inspections:inspections",
+}
 """Built-in connector name -> ``module:function`` (filled in as connectors land)."""
 
 

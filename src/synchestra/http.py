@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from synchestra.errors import HTTPFailure, NotConfigured, RetryableError, SyncError
+from synchestra.httplog import mask_httpx_request_log
 from synchestra.ratelimit import ApiLimiter
 from synchestra.redact import Redactor
 
@@ -175,6 +176,7 @@ def build_client(
     it either way. The timeout applies to network operations only, not to
     waiting for the limiter.
     """
+    mask_httpx_request_log()
     client_auth: ApiAuth | None = None
     if auth is not None:
         credential = environ.get(auth.env, "")

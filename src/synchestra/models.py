@@ -53,7 +53,7 @@ _TARGET_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
 
 def validate_target_key(key: str) -> str:
     """Refuse keys that could not be shown, typed or put in a URL path safely."""
-    if not _TARGET_KEY.match(key) or ".." in key:
+    if not _TARGET_KEY.fullmatch(key) or ".." in key:
         raise InputError(
             f"invalid target key {key!r}: use 1-200 letters, digits and _ . : @ / + -, "
             "starting with a letter or digit"

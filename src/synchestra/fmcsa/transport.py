@@ -17,7 +17,6 @@ import httpx
 
 from synchestra.context import SyncContext
 from synchestra.errors import HTTPFailure, RetryableError, SyncError
-from synchestra.fmcsa.logmask import mask_httpx_request_log
 
 MAX_DETAIL = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -36,6 +35,14 @@ class ApiError(HTTPFailure):
             self.args = (f"HTTP {status} from {api}: {detail}",)
 
 
+class CarrierNotFound(SyncError):
+    """The API has no carrier with this USDOT number (retrying will not help)."""
+
+    def __init__(self, dot: str, api: str) -> None:
+        super().__init__(f"carrier {dot} not found in {api}")
+        self.dot = dot
+
+
 def api_name(ctx: SyncContext, default: str) -> str:
     """The API the run talks to, as errors name it (a config may rename it)."""
     return ctx.api or default
@@ -49,7 +56,6 @@ async def get(
     Timeouts and connection errors are transient (:class:`RetryableError`);
     other request errors (a body that cannot be decoded, redirect loops) are not.
     """
-    mask_httpx_request_log()
     try:
         return await ctx.http.get(path, params=params)
     except httpx.TransportError as error:

@@ -6,8 +6,7 @@ a query parameter). Anyone who turns on INFO logging would then write the key
 to their logs. The filter installed here rewrites those lines with
 :func:`synchestra.redact.redact_url` before any handler sees them.
 
-This belongs with the engine's HTTP client (it concerns every API with query
-auth); it lives here until it moves there, and installing it twice is harmless.
+:func:`synchestra.http.build_client` installs it; installing it twice is harmless.
 """
 
 from __future__ import annotations
