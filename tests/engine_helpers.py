@@ -49,8 +49,9 @@ def cfg(data: Mapping[str, Any]) -> Config:
     return parse_config(data, origin="test")
 
 
-async def within(awaitable: Awaitable[T]) -> T:
-    return await asyncio.wait_for(awaitable, SAFETY)
+async def within(awaitable: Awaitable[T], seconds: float = SAFETY) -> T:
+    """``awaitable``, or a failure after ``seconds`` of real time (a safety net)."""
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 async def until(predicate: Callable[[], bool | Awaitable[bool]], what: str) -> None:

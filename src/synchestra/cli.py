@@ -493,3 +493,25 @@ def demo(
     from synchestra.demo import run_demo
 
     raise Exit(_run(lambda: run_demo(workdir, carriers=carriers, duration=duration, console=out)))
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option("--port", min=0, max=65_535, help="0: a free port.")] = 0,
+    carriers: Annotated[int, typer.Option("--carriers", min=0, max=1_000_000)] = 25,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    latency: Annotated[float, typer.Option("--latency", min=0, help="Seconds per request.")] = 0,
+    rate: Annotated[
+        list[str] | None, typer.Option("--rate", help="API=N requests/second (repeatable).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", min=0, help="Stop after SECONDS.")
+    ] = None,
+) -> None:
+    """The simulated external APIs alone (FMCSA, DataHub, SaferWebAPI, ERP) on 127.0.0.1."""
+    from synchestra.simulator.command import build_config, serve
+
+    config = build_config(
+        port=port, carriers=carriers, seed=seed, latency=latency, rates=rate or []
+    )
+    _run(lambda: serve(config, duration, lambda line: out.print(line, markup=False)))

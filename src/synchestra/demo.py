@@ -1,123 +1,218 @@
-"""``synchestra demo``: an example fleet synced into SQLite in a working folder.
+"""``synchestra demo``: a fleet-compliance team's setup, running on this machine alone.
 
-It writes a config beside a sample fleet CSV (one carrier set to fail one
-source, so error isolation shows), runs a full sync with a progress bar, prints
-the status, and with ``--duration`` keeps the scheduler running that long on
-compressed schedules.
+The simulator serves QCMobile, DataHub and SaferWebAPI on loopback with a
+sample fleet; the four FMCSA sources sync it into SQLite in a working folder on
+compressed schedules. Two faults are injected on purpose (DataHub answers 503
+for one carrier, SaferWebAPI 500 for another) so that error isolation shows:
+those runs fail, everything else succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
+import os
 import shutil
 import sys
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from synchestra import views
+from synchestra.models import Target
 from synchestra.orchestrator import Orchestrator
+from synchestra.simulator import (
+    DEFAULT_SAFERWEB_KEY,
+    DEFAULT_WEBKEY,
+    ApiConfig,
+    ApiCounters,
+    ApiName,
+    FaultConfig,
+    Simulator,
+    SimulatorConfig,
+    TargetFault,
+    run_simulator,
+)
+from synchestra.summary import SyncSummary
 
-DEMO_CONFIG = """\
-# Written by `synchestra demo`. Try: synchestra status -c {config}
+CONFIG = """\
+# Written by `synchestra demo`; the simulator it points at runs only during the demo.
+# Look at the results with: synchestra status -c {path}
+
 [database]
 url = "sqlite:///demo.db"
 
 [engine]
-workers = 8
+workers = 16
 
-[[groups]]
-name = "census"
-max_running = 2
+[[apis]]
+name = "qcmobile"
+base_url = "{qcmobile}"
+rate = "20/s"
+concurrency = 4
+
+[[apis]]
+name = "datahub"
+base_url = "{datahub}"
+rate = "10/s"
+concurrency = 3
+
+[[apis]]
+name = "saferweb"
+base_url = "{saferweb}"
+rate = "10/s"
+concurrency = 2
 
 [[sources]]
 name = "carrier"
-connector = "synchestra.examples:carrier_profile"
+connector = "fmcsa.carrier"
 per_target = true
-every = "20s"
-spread = "5s"
+every = "30s"
+spread = "10s"
 priority = 3
-group = "census"
-stale_after = "1h"
+stale_after = "10m"
+
+[[sources]]
+name = "csa_scores"
+connector = "fmcsa.csa_scores"
+per_target = true
+every = "45s"
+offset = "5s"
+spread = "15s"
+priority = 2
+stale_after = "10m"
+
+[[sources]]
+name = "violations"
+connector = "fmcsa.violations"
+per_target = true
+every = "60s"
+offset = "10s"
+spread = "20s"
+priority = 1
+retry = {{ attempts = 2, backoff = "1s", max_backoff = "2s" }}
+params = {{ page_size = 500 }}
 
 [[sources]]
 name = "inspections"
-connector = "synchestra.examples:inspections"
+connector = "fmcsa.inspections"
 per_target = true
-every = "15s"
-offset = "5s"
+every = "40s"
+offset = "15s"
+spread = "10s"
 priority = 2
-timeout = "30s"
 retry = {{ attempts = 2, backoff = "1s", max_backoff = "2s" }}
-
-[[sources]]
-name = "catalog"
-connector = "synchestra.examples:catalog"
-every = "30s"
-priority = 1
-
-[targets]
-import = "fleet.csv"
 """
 
-CITIES = ["Austin", "Boise", "Chicago", "Denver", "El Paso", "Fresno", "Gary", "Houston"]
+
+def simulator_config(carriers: int) -> SimulatorConfig:
+    """The sample fleet, with one carrier failing on DataHub and another on SaferWebAPI."""
+    base = SimulatorConfig(carriers=carriers, seed=2026)
+    dots = [base.first_dot + i * base.dot_step for i in range(carriers)]
+    faults = {
+        "datahub": dots[1 % carriers],
+        "saferweb": dots[2 % carriers],
+    }
+    return SimulatorConfig(
+        carriers=carriers,
+        seed=2026,
+        qcmobile=ApiConfig(latency=0.01, keys=(DEFAULT_WEBKEY,)),
+        datahub=ApiConfig(
+            latency=0.02,
+            faults=FaultConfig(targets=(TargetFault(str(faults["datahub"]), status=503),)),
+        ),
+        saferweb=ApiConfig(
+            latency=0.01,
+            keys=(DEFAULT_SAFERWEB_KEY,),
+            faults=FaultConfig(targets=(TargetFault(str(faults["saferweb"]), status=500),)),
+        ),
+    )
 
 
-def write_fleet(folder: Path, carriers: int) -> Path:
+def demo_environ() -> dict[str, str]:
+    """The simulator's credentials, whatever real ones the environment holds."""
+    return {**os.environ, "FMCSA_WEBKEY": DEFAULT_WEBKEY, "SAFERWEB_API_KEY": DEFAULT_SAFERWEB_KEY}
+
+
+def write_config(folder: Path, simulator: Simulator) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "fleet.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["key", "name", "city", "fail"])
-        for i in range(carriers):
-            dot = 80_000 + i * 37
-            fail = "inspections" if i == 1 else ""
-            writer.writerow(
+    path = folder / "synchestra.toml"
+    urls = {api: simulator.base_url(api) for api in ("qcmobile", "datahub", "saferweb")}
+    path.write_text(CONFIG.format(path=path, **urls))
+    return path
+
+
+async def run_demo(folder: Path, *, carriers: int, duration: float, console: Console) -> int:
+    console.print(f"[bold]synchestra demo[/bold]: {carriers} carriers, working folder {folder}")
+    async with run_simulator(simulator_config(carriers)) as simulator:
+        console.print(f"simulated APIs on {simulator.url} (counters: {simulator.counters_url})")
+        path = write_config(folder, simulator)
+        orc = Orchestrator.from_config(path, environ=demo_environ())
+        async with orc:
+            await orc.add_targets(
                 [
-                    f"dot:{dot}",
-                    f"{CITIES[i % len(CITIES)]} Freight {i + 1}",
-                    CITIES[i % len(CITIES)],
-                    fail,
+                    Target(f"dot:{dot}", simulator.data.profile(dot).legal_name)
+                    for dot in simulator.data.dots
                 ]
             )
-    config = folder / "synchestra.toml"
-    config.write_text(DEMO_CONFIG.format(config=config))
-    return config
+            summary = await orc.sync(all_targets=True)
+            _print_first_sync(console, summary)
+            if duration > 0:
+                console.print(f"scheduler running for {duration:g}s on compressed schedules...")
+                orc.start(schedule=True)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(orc.stopped(), timeout=duration)
+            document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
+        _print_status(console, document)
+        _print_counters(console, simulator.counters())
+    command = _command_name()
+    console.print(f"look closer: {command} status -c {path}")
+    console.print(f"             {command} records violation -c {path} --limit 5")
+    return 0
+
+
+def _print_first_sync(console: Console, summary: SyncSummary) -> None:
+    console.print(
+        f"first sync: {summary.total} carriers, {summary.succeeded} fully synced, "
+        f"{summary.failed} with a failed source (faults injected on purpose):"
+    )
+    for unit in summary.errors:
+        for error in unit["errors"]:
+            console.print(f"  {unit['target']} {error['source']}: {error['error']}")
+
+
+def _print_status(console: Console, document: dict[str, Any]) -> None:
+    table = Table(title=f"sources ({document['health']['status']})", show_edge=False)
+    for column in ("source", "status", "healthy", "next run", "error"):
+        table.add_column(column)
+    for row in document["sources"]:
+        verdict = document["health"]["sources"][row["source"]]
+        table.add_row(
+            row["source"],
+            row["status"],
+            str(verdict["healthy"]),
+            row["next_run_at"] or "-",
+            row["error"] or "",
+        )
+    console.print(table)
+
+
+def _print_counters(console: Console, counters: Mapping[ApiName, ApiCounters]) -> None:
+    table = Table(title="what the simulated APIs saw", show_edge=False)
+    for column in ("api", "requests", "429 sent", "peak concurrency"):
+        table.add_column(column)
+    for api in ("qcmobile", "datahub", "saferweb"):
+        seen = counters[api]
+        table.add_row(
+            api, str(seen.requests), str(seen.too_many_requests), str(seen.peak_concurrency)
+        )
+    console.print(table)
 
 
 def _command_name() -> str:
     """How this user can run synchestra again: the venv's script when not on PATH."""
     script = Path(sys.argv[0])
     return "synchestra" if shutil.which("synchestra") == str(script) else str(script)
-
-
-async def run_demo(folder: Path, *, carriers: int, duration: float, console: Console) -> int:
-    config = write_fleet(folder, carriers)
-    console.print(
-        f"[bold]synchestra demo[/bold]: {carriers} carriers, database {folder / 'demo.db'}"
-    )
-    orc = Orchestrator.from_config(config)
-    async with orc:
-        summary = await orc.sync(all_targets=True)
-        console.print(
-            f"first sync: {summary.total} units, {summary.succeeded} succeeded, "
-            f"{summary.failed} failed (on purpose: one carrier's inspections API answers 503)"
-        )
-        if duration > 0:
-            console.print(f"scheduler running for {duration:g}s on compressed schedules...")
-            orc.start(schedule=True)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(orc.stopped(), timeout=duration)
-        document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
-    for row in document["sources"]:
-        verdict = document["health"]["sources"][row["source"]]
-        console.print(
-            f"  {row['source']:<12} {row['status']:<10} "
-            f"healthy={verdict['healthy']!s:<5} error={row['error'] or '-'}"
-        )
-    command = _command_name()
-    console.print(f"look closer: {command} status -c {config}")
-    console.print(f"             {command} records carrier -c {config} --limit 5")
-    return 0

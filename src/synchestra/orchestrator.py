@@ -68,8 +68,10 @@ class Orchestrator:
     # --- building ----------------------------------------------------------
 
     @classmethod
-    def from_config(cls, path: str | Path, **kwargs: Any) -> Self:
-        config = load_config(Path(path))
+    def from_config(cls, config: str | Path | Config, **kwargs: Any) -> Self:
+        """An orchestrator with the sources of a config (a TOML file, or one already parsed)."""
+        if not isinstance(config, Config):
+            config = load_config(Path(config))
         orchestrator = cls(config, **kwargs)
         for source in config.sources:
             orchestrator.add_source(spec_from_config(source, config))
