@@ -229,30 +229,27 @@ def status(
 def _print_sources(document: dict[str, Any]) -> None:
     health = document["health"]
     table = Table(title=f"sources: {health['status']}", show_edge=False)
-    for column in (
-        "source",
-        "status",
-        "healthy",
-        "last success",
-        "next run",
-        "queued",
-        "running",
-        "error",
-    ):
-        table.add_column(column)
+    for column in ("source", "status", "healthy", "last success", "next run", "queued/running"):
+        table.add_column(column, no_wrap=True)
     for row in document["sources"]:
         verdict = health["sources"][row["source"]]
         table.add_row(
             row["source"],
             _state(row["status"]),
             "yes" if verdict["healthy"] else "NO",
-            verdict["last_success"] or "-",
-            row["next_run_at"] or "-",
-            str(row["queued"]),
-            str(row["running"]),
-            row["error"] or "",
+            _short_time(verdict["last_success"]),
+            _short_time(row["next_run_at"]),
+            f"{row['queued']}/{row['running']}",
         )
     out.print(table)
+    for row in document["sources"]:
+        if row["error"]:
+            out.print(f"{row['source']}: {row['error']}", markup=False, highlight=False)
+
+
+def _short_time(value: str | None) -> str:
+    """``2026-11-23T06:00:04.123Z`` as ``11-23 06:00:04`` for tables (JSON keeps it whole)."""
+    return "-" if value is None else value[5:19].replace("T", " ")
 
 
 def _print_target(document: dict[str, Any]) -> None:
