@@ -51,7 +51,8 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         # One shared connection, or every checkout would see its own empty database.
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
-        engine = create_async_engine(url)
+        # Writes are serialised anyway; a few connections keep the page caches (and memory) few.
+        engine = create_async_engine(url, pool_size=2, max_overflow=3)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
