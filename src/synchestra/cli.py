@@ -25,6 +25,7 @@ from rich.table import Table
 
 from synchestra import views
 from synchestra.config import resolve_config_path
+from synchestra.display import print_sources, print_target, state_markup
 from synchestra.errors import InputError, SynchestraError
 from synchestra.models import Mode, RunState, Target, parse_mode, validate_target_key
 from synchestra.orchestrator import Orchestrator
@@ -175,7 +176,7 @@ def _print_summary(summary: SyncSummary) -> None:
             str(run.id),
             run.source,
             run.target or "-",
-            _state(run.state.value),
+            state_markup(run.state.value),
             str(run.attempts),
             detail,
         )
@@ -184,19 +185,6 @@ def _print_summary(summary: SyncSummary) -> None:
         f"{summary.total} total: {summary.succeeded} succeeded, {summary.failed} failed, "
         f"{summary.skipped} skipped"
     )
-
-
-def _state(state: str) -> str:
-    colour = {
-        "succeeded": "green",
-        "completed": "green",
-        "failed": "red",
-        "error": "red",
-        "running": "cyan",
-        "queued": "yellow",
-        "skipped": "dim",
-    }.get(state, "white")
-    return f"[{colour}]{state}[/{colour}]"
 
 
 # --- status ---------------------------------------------------------------
@@ -221,51 +209,9 @@ def status(
     if as_json:
         _print_json(document)
     elif target is not None:
-        _print_target(document)
+        print_target(out, document)
     else:
-        _print_sources(document)
-
-
-def _print_sources(document: dict[str, Any]) -> None:
-    health = document["health"]
-    table = Table(title=f"sources: {health['status']}", show_edge=False)
-    for column in ("source", "status", "healthy", "last success", "next run", "queued/running"):
-        table.add_column(column, no_wrap=True)
-    for row in document["sources"]:
-        verdict = health["sources"][row["source"]]
-        table.add_row(
-            row["source"],
-            _state(row["status"]),
-            "yes" if verdict["healthy"] else "NO",
-            _short_time(verdict["last_success"]),
-            _short_time(row["next_run_at"]),
-            f"{row['queued']}/{row['running']}",
-        )
-    out.print(table)
-    for row in document["sources"]:
-        if row["error"]:
-            out.print(f"{row['source']}: {row['error']}", markup=False, highlight=False)
-
-
-def _short_time(value: str | None) -> str:
-    """``2026-11-23T06:00:04.123Z`` as ``11-23 06:00:04`` for tables (JSON keeps it whole)."""
-    return "-" if value is None else value[5:19].replace("T", " ")
-
-
-def _print_target(document: dict[str, Any]) -> None:
-    verdict = "ok" if document["success"] else "failing"
-    table = Table(title=f"{document['target']} {document['name']}: {verdict}", show_edge=False)
-    for column in ("source", "state", "last attempt", "last success", "error"):
-        table.add_column(column)
-    for name, row in document["sources"].items():
-        table.add_row(
-            name,
-            _state(row["state"]),
-            row["last_attempt"] or "-",
-            row["last_success"] or "-",
-            row["error"] or "",
-        )
-    out.print(table)
+        print_sources(out, document)
 
 
 # --- targets --------------------------------------------------------------
@@ -365,7 +311,7 @@ def runs(
     config: ConfigOption = None,
 ) -> None:
     """Run history, newest first."""
-    chosen = _parse_state(state) if state else None
+    chosen = _parsestate_markup(state) if state else None
     orc = _open(config)
 
     async def read() -> list[dict[str, Any]]:
@@ -387,7 +333,7 @@ def runs(
             run["id"],
             run["source"],
             run["target"] or "-",
-            _state(run["state"]),
+            state_markup(run["state"]),
             str(run["attempts"]),
             run["finished_at"] or "-",
             run["error"] or "",
@@ -395,7 +341,7 @@ def runs(
     out.print(table)
 
 
-def _parse_state(text: str) -> RunState:
+def _parsestate_markup(text: str) -> RunState:
     try:
         return RunState(text)
     except ValueError:

@@ -16,12 +16,12 @@ import sys
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from synchestra import views
+from synchestra.display import print_sources
 from synchestra.models import Target
 from synchestra.orchestrator import Orchestrator
 from synchestra.simulator import (
@@ -166,7 +166,7 @@ async def run_demo(folder: Path, *, carriers: int, duration: float, console: Con
                 with suppress(TimeoutError):
                     await asyncio.wait_for(orc.stopped(), timeout=duration)
             document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
-        _print_status(console, document)
+        print_sources(console, document)
         _print_counters(console, simulator.counters())
     command = _command_name()
     console.print(f"look closer: {command} status -c {path}")
@@ -182,22 +182,6 @@ def _print_first_sync(console: Console, summary: SyncSummary) -> None:
     for unit in summary.errors:
         for error in unit["errors"]:
             console.print(f"  {unit['target']} {error['source']}: {error['error']}")
-
-
-def _print_status(console: Console, document: dict[str, Any]) -> None:
-    table = Table(title=f"sources ({document['health']['status']})", show_edge=False)
-    for column in ("source", "status", "healthy", "next run", "error"):
-        table.add_column(column)
-    for row in document["sources"]:
-        verdict = document["health"]["sources"][row["source"]]
-        table.add_row(
-            row["source"],
-            row["status"],
-            str(verdict["healthy"]),
-            row["next_run_at"] or "-",
-            row["error"] or "",
-        )
-    console.print(table)
 
 
 def _print_counters(console: Console, counters: Mapping[ApiName, ApiCounters]) -> None:

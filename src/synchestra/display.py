@@ -1,0 +1,67 @@
+"""Showing status documents to a person: rich tables shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def state_markup(state: str) -> str:
+    """A state in its colour, as rich markup."""
+    colour = {
+        "succeeded": "green",
+        "completed": "green",
+        "failed": "red",
+        "error": "red",
+        "running": "cyan",
+        "queued": "yellow",
+        "skipped": "dim",
+    }.get(state, "white")
+    return f"[{colour}]{state}[/{colour}]"
+
+
+def print_sources(out: Console, document: Mapping[str, Any]) -> None:
+    """The ``status`` document as a table, errors listed below it."""
+    health = document["health"]
+    table = Table(title=f"sources: {health['status']}", show_edge=False)
+    for column in ("source", "status", "healthy", "last success", "next run", "queued/running"):
+        table.add_column(column, no_wrap=True)
+    for row in document["sources"]:
+        verdict = health["sources"][row["source"]]
+        table.add_row(
+            row["source"],
+            state_markup(row["status"]),
+            "yes" if verdict["healthy"] else "NO",
+            short_time(verdict["last_success"]),
+            short_time(row["next_run_at"]),
+            f"{row['queued']}/{row['running']}",
+        )
+    out.print(table)
+    for row in document["sources"]:
+        if row["error"]:
+            out.print(f"{row['source']}: {row['error']}", markup=False, highlight=False)
+
+
+def short_time(value: str | None) -> str:
+    """``2026-11-23T06:00:04.123Z`` as ``11-23 06:00:04`` for tables (JSON keeps it whole)."""
+    return "-" if value is None else value[5:19].replace("T", " ")
+
+
+def print_target(out: Console, document: Mapping[str, Any]) -> None:
+    """One target's status document as a table."""
+    verdict = "ok" if document["success"] else "failing"
+    table = Table(title=f"{document['target']} {document['name']}: {verdict}", show_edge=False)
+    for column in ("source", "state", "last attempt", "last success", "error"):
+        table.add_column(column)
+    for name, row in document["sources"].items():
+        table.add_row(
+            name,
+            state_markup(row["state"]),
+            row["last_attempt"] or "-",
+            row["last_success"] or "-",
+            row["error"] or "",
+        )
+    out.print(table)
