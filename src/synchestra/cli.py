@@ -422,6 +422,22 @@ def check(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def serve(
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve the API without a token (loopback only).")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Scheduler, workers and the HTTP API in one process, until SIGINT/SIGTERM."""
+    from synchestra.serve import api_token
+    from synchestra.serve import serve as run_server
+
+    orc = _open(config)
+    token = api_token(orc.config.api_server, os.environ, no_auth=no_auth)
+    _run(lambda: run_server(orc, orc.config.api_server, token))
+
+
+@app.command()
 def demo(
     carriers: Annotated[int, typer.Option("--carriers", min=1, max=100_000)] = 25,
     duration: Annotated[

@@ -1,0 +1,47 @@
+"""The FastAPI application over an open :class:`~synchestra.orchestrator.Orchestrator`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from synchestra import views
+from synchestra.api import errors
+from synchestra.api.auth import bearer_auth
+from synchestra.api.routes_runs import runs_router
+from synchestra.api.routes_sync import sync_router
+from synchestra.api.routes_targets import targets_router
+from synchestra.api.schemas import Health
+from synchestra.api.schemas import errors as error_codes
+from synchestra.orchestrator import Orchestrator
+
+
+def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
+    """The HTTP API. ``orchestrator`` is open (its owner runs it); ``token`` None: no auth.
+
+    Every ``/api`` route but ``/api/health`` needs ``Authorization: Bearer <token>``.
+    """
+    app = FastAPI(title="synchestra", version="0.1.0", summary="the synchestra HTTP API")
+    errors.install(app)
+    orc = orchestrator
+
+    @app.get(
+        "/api/health",
+        response_model=Health,
+        responses=error_codes(503) | {503: {"model": Health, "description": "down"}},
+        tags=["health"],
+        summary="health of every source (no auth)",
+    )
+    async def health() -> Any:
+        document = await views.health(orc.store, orc.sources, orc.clock.now())
+        if document["status"] == "down":
+            return JSONResponse(document, status_code=503)
+        return document
+
+    dependencies = [Depends(bearer_auth(token))] if token is not None else []
+    responses = error_codes(401, 403) if token is not None else {}
+    for router in (sync_router(orc), targets_router(orc), runs_router(orc)):
+        app.include_router(router, dependencies=dependencies, responses=responses)
+    return app

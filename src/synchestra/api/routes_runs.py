@@ -1,0 +1,58 @@
+"""Run history and cancellation: ``/api/runs...``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from synchestra.api.errors import ApiError
+from synchestra.api.schemas import RunList, RunOut, errors
+from synchestra.models import Run, RunState
+from synchestra.orchestrator import Orchestrator
+from synchestra.summary import run_dict
+
+
+def _run_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(404, f"unknown run {text!r}")
+    return int(text)
+
+
+def _found(run: Run | None, text: str) -> Run:
+    if run is None:
+        raise ApiError(404, f"unknown run {text!r}")
+    return run
+
+
+def runs_router(orc: Orchestrator) -> APIRouter:
+    router = APIRouter(
+        tags=["runs"],
+    )
+
+    @router.get("/api/runs", response_model=RunList, responses=errors(422), summary="run history")
+    async def list_runs(
+        source: str | None = None,
+        target: str | None = None,
+        state: RunState | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+    ) -> dict[str, Any]:
+        found = await orc.store.list_runs(source=source, target=target, state=state, limit=limit)
+        return {"runs": [run_dict(run) for run in found]}
+
+    @router.get("/api/runs/{run_id}", response_model=RunOut, responses=errors(404), summary="a run")
+    async def get_run(run_id: str) -> dict[str, Any]:
+        found = await orc.store.get_runs([_run_id(run_id)])
+        return run_dict(_found(found[0] if found else None, run_id))
+
+    @router.post(
+        "/api/runs/{run_id}/cancel",
+        status_code=202,
+        response_model=RunOut,
+        responses=errors(404),
+        summary="cancel a queued run, or stop a running one",
+    )
+    async def cancel_run(run_id: str) -> dict[str, Any]:
+        return run_dict(_found(await orc.cancel(_run_id(run_id)), run_id))
+
+    return router

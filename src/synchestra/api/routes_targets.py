@@ -1,0 +1,147 @@
+"""Targets and synced records: ``/api/targets...`` and ``/api/records/{kind}``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from synchestra import views
+from synchestra.api.errors import ApiError
+from synchestra.api.schemas import RecordPage, TargetCreate, TargetOut, TargetPage, TargetStatus
+from synchestra.api.schemas import errors as error_codes
+from synchestra.models import Target, validate_target_key
+from synchestra.orchestrator import Orchestrator
+from synchestra.store import RecordQuery
+
+MAX_LIMIT = 10_000
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
+Cursor = Annotated[str | None, Query(description="the next_cursor of the previous page")]
+ChangedSince = Annotated[
+    str | None, Query(description="ISO 8601: only records changed after this instant")
+]
+IncludeDeleted = Annotated[bool, Query(description="list records the source no longer has")]
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            422,
+            "invalid request: changed_since",
+            [{"field": "changed_since", "message": "expected ISO 8601, e.g. 2026-11-23T06:00:00Z"}],
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def targets_router(orc: Orchestrator) -> APIRouter:
+    router = APIRouter(
+        tags=["targets"],
+    )
+
+    async def records_page(
+        kind: str,
+        target: str | None,
+        limit: int,
+        cursor: str | None,
+        changed_since: str | None,
+        include_deleted: bool,
+    ) -> dict[str, Any]:
+        query = RecordQuery(
+            kind=kind,
+            target=target,
+            changed_since=_instant(changed_since),
+            include_deleted=include_deleted,
+            limit=limit,
+            cursor=cursor,
+        )
+        rows, next_cursor = await orc.store.list_records(query)
+        return {"records": [views.record_dict(row) for row in rows], "next_cursor": next_cursor}
+
+    @router.get(
+        "/api/targets", response_model=TargetPage, responses=error_codes(422), summary="targets"
+    )
+    async def list_targets(limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+        found = await orc.store.list_targets(limit=limit + 1, after=cursor)
+        page = found[:limit]
+        more = len(found) > limit
+        return {
+            "targets": [views.target_dict(target) for target in page],
+            "next_cursor": page[-1].key if more and page else None,
+        }
+
+    @router.post(
+        "/api/targets",
+        status_code=201,
+        response_model=TargetOut,
+        responses=error_codes(422),
+        summary="add (or replace) a target",
+    )
+    async def add_target(body: TargetCreate) -> dict[str, Any]:
+        target = Target(validate_target_key(body.key), body.name, dict(body.attrs))
+        await orc.add_targets([target])
+        return views.target_dict(target)
+
+    @router.get(
+        "/api/targets/{key:path}/records/{kind}",
+        response_model=RecordPage,
+        responses=error_codes(404, 422),
+        summary="the synced records of a kind for one target",
+    )
+    async def target_records(
+        key: str,
+        kind: str,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        changed_since: ChangedSince = None,
+        include_deleted: IncludeDeleted = False,
+    ) -> dict[str, Any]:
+        if await orc.store.get_target(key) is None:
+            raise ApiError(404, f"unknown target {key!r}")
+        return await records_page(kind, key, limit, cursor, changed_since, include_deleted)
+
+    @router.get(
+        "/api/records/{kind}",
+        response_model=RecordPage,
+        responses=error_codes(422),
+        summary="the synced records of a kind, across targets",
+    )
+    async def all_records(
+        kind: str,
+        target: Annotated[str | None, Query(description="only this target's records")] = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        changed_since: ChangedSince = None,
+        include_deleted: IncludeDeleted = False,
+    ) -> dict[str, Any]:
+        return await records_page(kind, target, limit, cursor, changed_since, include_deleted)
+
+    @router.get(
+        "/api/targets/{key:path}",
+        response_model=TargetStatus,
+        responses=error_codes(404),
+        summary="one target with its sync status",
+    )
+    async def get_target(key: str) -> dict[str, Any]:
+        if await orc.store.get_target(key) is None:
+            raise ApiError(404, f"unknown target {key!r}")
+        return await views.target_status(orc.store, orc.sources, key)
+
+    @router.delete(
+        "/api/targets/{key:path}",
+        status_code=204,
+        response_class=Response,
+        responses=error_codes(404),
+        summary="remove a target",
+    )
+    async def remove_target(key: str) -> Response:
+        if not await orc.store.remove_target(key, orc.clock.now()):
+            raise ApiError(404, f"unknown target {key!r}")
+        return Response(status_code=204)
+
+    return router
