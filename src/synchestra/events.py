@@ -122,6 +122,10 @@ class EventBus:
         """Use as ``with bus.subscribe() as events: async for event in events: ...``."""
         return Subscription(self, frozenset(types) if types is not None else None, maxsize)
 
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     def since(self, event_id: int) -> list[Event]:
         """Recent events after ``event_id`` (as far back as the window reaches)."""
         return [event for event in self._recent if event.id > event_id]

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from synchestra import views
 from synchestra.api import errors
 from synchestra.api.auth import bearer_auth
+from synchestra.api.routes_events import events_router
+from synchestra.api.routes_metrics import metrics_router
 from synchestra.api.routes_runs import runs_router
 from synchestra.api.routes_sync import sync_router
 from synchestra.api.routes_targets import targets_router
@@ -42,6 +44,7 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
 
     dependencies = [Depends(bearer_auth(token))] if token is not None else []
     responses = error_codes(401, 403) if token is not None else {}
-    for router in (sync_router(orc), targets_router(orc), runs_router(orc)):
+    for router in (sync_router(orc), targets_router(orc), runs_router(orc), events_router(orc)):
         app.include_router(router, dependencies=dependencies, responses=responses)
+    app.include_router(metrics_router(orc))  # outside /api: no token (see routes_metrics)
     return app

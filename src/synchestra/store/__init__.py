@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import Row, false, select, update
+from sqlalchemy import Row, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from synchestra.models import (
@@ -207,6 +207,14 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [queue.run_from_row(row) for row in await conn.execute(statement)]
+
+    async def run_counts(self) -> dict[tuple[str, str], int]:
+        """How many runs each (source, state) has."""
+        statement = select(runs.c.source, runs.c.state, func.count().label("n")).group_by(
+            runs.c.source, runs.c.state
+        )
+        async with self.engine.connect() as conn:
+            return {(row.source, row.state): int(row.n) for row in await conn.execute(statement)}
 
     async def next_due(self) -> datetime | None:
         """The earliest ``not_before`` among queued runs that are not due yet."""
