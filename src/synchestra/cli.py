@@ -443,15 +443,25 @@ def demo(
     duration: Annotated[
         float,
         typer.Option(
-            "--duration", min=0, help="Seconds to keep the scheduler running after the first sync."
+            "--duration", min=0, help="Seconds to run the scheduler and API after the first sync."
         ),
     ] = 0,
     workdir: Annotated[Path, typer.Option("--workdir")] = Path("synchestra-demo"),
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65_535, help="HTTP API port (0: a free one).")
+    ] = 8000,
 ) -> None:
-    """The main job on embedded defaults: an example fleet synced into SQLite."""
+    """The main job on embedded defaults: a simulated FMCSA fleet synced into SQLite.
+
+    With --duration, the scheduler and the HTTP API run that long on loopback.
+    """
     from synchestra.demo import run_demo
 
-    raise Exit(_run(lambda: run_demo(workdir, carriers=carriers, duration=duration, console=out)))
+    raise Exit(
+        _run(
+            lambda: run_demo(workdir, carriers=carriers, duration=duration, port=port, console=out)
+        )
+    )
 
 
 @app.command()

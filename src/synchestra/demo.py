@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from synchestra import views
+from synchestra.api import create_app
 from synchestra.display import print_sources
 from synchestra.models import Target
 from synchestra.orchestrator import Orchestrator
+from synchestra.servers import bind_loopback, wait_started
 from synchestra.simulator import (
     DEFAULT_SAFERWEB_KEY,
     DEFAULT_WEBKEY,
@@ -145,7 +149,9 @@ def write_config(folder: Path, simulator: Simulator) -> Path:
     return path
 
 
-async def run_demo(folder: Path, *, carriers: int, duration: float, console: Console) -> int:
+async def run_demo(
+    folder: Path, *, carriers: int, duration: float, port: int, console: Console
+) -> int:
     console.print(f"[bold]synchestra demo[/bold]: {carriers} carriers, working folder {folder}")
     async with run_simulator(simulator_config(carriers)) as simulator:
         console.print(f"simulated APIs on {simulator.url} (counters: {simulator.counters_url})")
@@ -161,10 +167,7 @@ async def run_demo(folder: Path, *, carriers: int, duration: float, console: Con
             summary = await orc.sync(all_targets=True)
             _print_first_sync(console, summary)
             if duration > 0:
-                console.print(f"scheduler running for {duration:g}s on compressed schedules...")
-                orc.start(schedule=True)
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(orc.stopped(), timeout=duration)
+                await _serve_for(orc, duration, port, console)
             document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
         print_sources(console, document)
         _print_counters(console, simulator.counters())
@@ -172,6 +175,35 @@ async def run_demo(folder: Path, *, carriers: int, duration: float, console: Con
     console.print(f"look closer: {command} status -c {path}")
     console.print(f"             {command} records violation -c {path} --limit 5")
     return 0
+
+
+async def _serve_for(orc: Orchestrator, duration: float, port: int, console: Console) -> None:
+    """Run the scheduler and the HTTP API on loopback for ``duration`` seconds."""
+    token = secrets.token_urlsafe(16)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(orc, token=token),
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+    sock = bind_loopback(port)
+    bound = sock.getsockname()[1]
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_started(server, serving)
+    console.print(f"HTTP API on http://127.0.0.1:{bound}/api/sync/status (OpenAPI: /docs)")
+    console.print(
+        f"token: {token}   e.g. curl -H 'Authorization: Bearer {token}' "
+        f"http://127.0.0.1:{bound}/api/sync/status"
+    )
+    console.print(f"scheduler running for {duration:g}s on compressed schedules...")
+    orc.start(schedule=True)
+    with suppress(TimeoutError):
+        await asyncio.wait_for(orc.stopped(), timeout=duration)
+    server.should_exit = True
+    await serving
 
 
 def _print_first_sync(console: Console, summary: SyncSummary) -> None:

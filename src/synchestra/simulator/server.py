@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
 import uvicorn
 
+from synchestra.errors import InputError
+from synchestra.servers import bind_loopback, wait_started
 from synchestra.simulator.app import PREFIXES, build_app
 from synchestra.simulator.config import API_NAMES, ApiConfig, ApiName, SimulatorConfig
 from synchestra.simulator.counters import ApiCounters
@@ -25,7 +26,6 @@ from synchestra.simulator.erp_data import ErpStore
 from synchestra.simulator.runtime import ApiRuntime
 
 HOST = "127.0.0.1"
-START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 GRACEFUL_SECONDS = 2
 WAIT_LIMIT = 10.0
@@ -132,7 +132,10 @@ class Simulator:
         """Bind the port, start uvicorn as a task and wait until it serves."""
         if self._task is not None:
             raise SimulatorError("the simulator is already running")
-        sock = _bind(self.config.port)
+        try:
+            sock = bind_loopback(self.config.port)
+        except InputError as error:
+            raise SimulatorError(str(error)) from None
         self._port = int(sock.getsockname()[1])
         self._stopping.clear()
         config = uvicorn.Config(
@@ -151,7 +154,10 @@ class Simulator:
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         try:
-            await _wait_started(self._server, self._task)
+            try:
+                await wait_started(self._server, self._task)
+            except RuntimeError as error:
+                raise SimulatorError(f"the simulator did not start: {error}") from None
         except BaseException:
             await self.stop()
             sock.close()
@@ -173,34 +179,6 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._port = None
-
-
-def _bind(port: int) -> socket.socket:
-    """A listening-ready TCP socket on 127.0.0.1 (port 0: the OS picks).
-
-    The protocol is named explicitly: asyncio only sets ``TCP_NODELAY`` on
-    sockets whose ``proto`` is TCP, and without it every keep-alive request
-    waits ~40 ms for a delayed ACK.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
-    except OSError as error:
-        sock.close()
-        raise SimulatorError(f"cannot listen on {HOST}:{port}: {error.strerror}") from None
-    return sock
-
-
-async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    """Poll ``server.started`` (bounded); fail if the server task ended first."""
-    deadline = asyncio.get_running_loop().time() + START_TIMEOUT
-    while not server.started:
-        if task.done():
-            raise SimulatorError("the simulator's server stopped while starting")
-        if asyncio.get_running_loop().time() > deadline:
-            raise SimulatorError(f"the simulator did not start within {START_TIMEOUT:g}s")
-        await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager

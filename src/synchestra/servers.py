@@ -1,0 +1,47 @@
+"""Running uvicorn inside an asyncio program (the demo's API, the simulator)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import uvicorn
+
+from synchestra.errors import InputError
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 10.0
+
+
+def bind_loopback(port: int) -> socket.socket:
+    """A listening-ready TCP socket on 127.0.0.1 (port 0: the OS picks).
+
+    Binding here, before uvicorn, turns a taken port into a clear error instead
+    of uvicorn's exit. The protocol is named explicitly: asyncio only sets
+    ``TCP_NODELAY`` on sockets whose ``proto`` is TCP, and without it every
+    keep-alive request waits ~40 ms for a delayed ACK.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+    except OSError as error:
+        sock.close()
+        raise InputError(f"cannot listen on {HOST}:{port}: {error.strerror}") from None
+    return sock
+
+
+async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Wait until ``server`` listens; raise if its task ended first or it took too long.
+
+    uvicorn offers no event for this, only the ``started`` flag, so it is polled
+    (bounded by :data:`START_TIMEOUT`).
+    """
+    deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+    while not server.started:
+        if task.done():
+            await task  # raises why it stopped (e.g. the port is taken)
+            raise RuntimeError("the HTTP server stopped while starting")
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"the HTTP server did not start within {START_TIMEOUT:g}s")
+        await asyncio.sleep(0.005)
