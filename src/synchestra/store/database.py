@@ -51,8 +51,9 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         # One shared connection, or every checkout would see its own empty database.
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
-        # Writes are serialised anyway; a few connections keep the page caches (and memory) few.
-        engine = create_async_engine(url, pool_size=2, max_overflow=3)
+        # Readers run side by side under WAL (the HTTP API's requests); writers queue in the
+        # store. A pool of 2 + 3 tripled the API's median latency under 8 clients.
+        engine = create_async_engine(url, pool_size=5, max_overflow=10)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
