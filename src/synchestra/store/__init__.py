@@ -26,7 +26,7 @@ from synchestra.models import (
     Target,
 )
 from synchestra.store import queue, records, status, targets
-from synchestra.store.database import create_engine, lock_for_claim, migrate
+from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
 from synchestra.store.queue import ClaimLimits
 from synchestra.store.records import ChangeCounts, RecordQuery, RecordScope
 from synchestra.store.schema import runs
@@ -54,15 +54,16 @@ class Store:
         # SQLite has one writer: queue this process's writers here, in order, instead
         # of letting them poll SQLite's lock with its sleeping busy handler.
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._write_engine = for_writing(engine)
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction."""
         if self._one_writer is None:
-            async with self.engine.begin() as conn:
+            async with self._write_engine.begin() as conn:
                 yield conn
             return
-        async with self._one_writer, self.engine.begin() as conn:
+        async with self._one_writer, self._write_engine.begin() as conn:
             yield conn
 
     @classmethod

@@ -1,8 +1,9 @@
 """Opening a database: URLs, dialect settings, transactions and migrations.
 
 Every SQLite/PostgreSQL difference outside single statements lives here:
-SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` (one writer at a time,
-taken at the start of a transaction so two writers never deadlock on upgrade);
+SQLite gets WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for write transactions
+(the writer lock taken at the start, so two writers never deadlock on upgrade)
+while reads begin deferred and run beside the writer; see :func:`for_writing`;
 PostgreSQL serialises claims with a transaction-level advisory lock.
 """
 
@@ -24,6 +25,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 CLAIM_LOCK_ID = 0x5A1C_0001
 """The PostgreSQL advisory lock that serialises claims across processes."""
+
+
+WRITE_OPTION = "synchestra_write"
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool), whose transactions take SQLite's writer lock at once.
+
+    Reads must not: with ``BEGIN IMMEDIATE`` every read would queue behind the
+    writer and poll SQLite's sleeping busy handler.
+    """
+    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def async_url(url: str) -> URL:
@@ -70,7 +83,8 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writing = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
 
@@ -90,7 +104,7 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
-    async with engine.begin() as connection:
+    async with for_writing(engine).begin() as connection:
         await connection.run_sync(_upgrade)
 
 
