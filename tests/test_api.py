@@ -381,13 +381,18 @@ async def test_records_paging_and_filters(api: httpx.AsyncClient, orc: Orchestra
     ).json()
     assert later["records"] == []
     earlier = (
-        await api.get("/api/records/item", params={"changed_since": "2000-01-01T00:00:00"})
+        await api.get("/api/records/item", params={"changed_since": "2000-01-01T00:00:00Z"})
     ).json()
     assert len(earlier["records"]) == CATALOG_SIZE
 
     is_error(await api.get("/api/targets/dot:9/records/profile"), 404)
     bad_time = is_error(await api.get("/api/records/item", params={"changed_since": "x"}), 422)
     assert bad_time["detail"][0]["field"] == "changed_since"
+    naive = {"changed_since": "2000-01-01T00:00:00"}  # no time zone: refused, not guessed
+    assert (
+        "time zone"
+        in is_error(await api.get("/api/records/item", params=naive), 422)["detail"][0]["message"]
+    )
     is_error(await api.get("/api/records/item", params={"cursor": "garbage!"}), 422)
     is_error(await api.get("/api/records/item", params={"limit": "many"}), 422)
 

@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,7 +26,7 @@ from synchestra import views
 from synchestra.config import resolve_config_path
 from synchestra.display import print_sources, print_target, state_markup
 from synchestra.errors import InputError, SynchestraError
-from synchestra.models import Mode, RunState, Target, parse_mode, validate_target_key
+from synchestra.models import Mode, RunState, Target, parse_instant, parse_mode, validate_target_key
 from synchestra.orchestrator import Orchestrator
 from synchestra.store import RecordQuery
 from synchestra.summary import SyncSummary, run_dict
@@ -364,7 +363,7 @@ def records(
     query = RecordQuery(
         kind=kind,
         target=target,
-        changed_since=_parse_time(changed_since),
+        changed_since=parse_instant(changed_since) if changed_since else None,
         include_deleted=include_deleted,
         limit=limit,
         cursor=cursor,
@@ -394,20 +393,6 @@ def records(
     out.print(table)
     if document["next_cursor"]:
         out.print(f"more: --cursor {document['next_cursor']}")
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"invalid time {text!r}: expected ISO 8601, e.g. 2026-11-23T06:00:00Z"
-        ) from None
-    if value.tzinfo is None:
-        raise InputError(f"invalid time {text!r}: give a time zone, e.g. a trailing Z")
-    return value
 
 
 # --- config ---------------------------------------------------------------

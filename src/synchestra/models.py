@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +46,19 @@ def parse_mode(text: str) -> Mode:
         raise InputError(
             f"invalid mode {text!r}: expected one of full, incremental, auto"
         ) from None
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 instant with its time zone (``...Z`` or ``+hh:mm``), as aware UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"invalid time {text!r}: expected ISO 8601, e.g. 2026-11-23T06:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        raise InputError(f"invalid time {text!r}: give a time zone, e.g. a trailing Z")
+    return value.astimezone(UTC)
 
 
 _TARGET_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -11,7 +11,8 @@ from synchestra import views
 from synchestra.api.errors import ApiError
 from synchestra.api.schemas import RecordPage, TargetCreate, TargetOut, TargetPage, TargetStatus
 from synchestra.api.schemas import errors as error_codes
-from synchestra.models import Target, validate_target_key
+from synchestra.errors import InputError
+from synchestra.models import Target, parse_instant, validate_target_key
 from synchestra.orchestrator import Orchestrator
 from synchestra.store import RecordQuery
 
@@ -29,14 +30,10 @@ def _instant(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(
-            422,
-            "invalid request: changed_since",
-            [{"field": "changed_since", "message": "expected ISO 8601, e.g. 2026-11-23T06:00:00Z"}],
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return parse_instant(text)
+    except InputError as error:
+        detail = [{"field": "changed_since", "message": str(error)}]
+        raise ApiError(422, "invalid request: changed_since", detail) from None
 
 
 def targets_router(orc: Orchestrator) -> APIRouter:
