@@ -25,7 +25,7 @@ from rich.table import Table
 from synchestra import views
 from synchestra.config import resolve_config_path
 from synchestra.display import print_sources, print_target, state_markup
-from synchestra.errors import InputError, SynchestraError
+from synchestra.errors import InputError, SynchestraError, UnknownTarget
 from synchestra.models import Mode, RunState, Target, parse_instant, parse_mode, validate_target_key
 from synchestra.orchestrator import Orchestrator
 from synchestra.store import RecordQuery
@@ -293,7 +293,7 @@ def targets_remove(key: str, config: ConfigOption = None) -> None:
             return await orc.store.remove_target(key, orc.clock.now())
 
     if not _run(remove):
-        raise InputError(f"unknown target {key!r}")
+        raise UnknownTarget(key)
     out.print(f"removed {key}")
 
 

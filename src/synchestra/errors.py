@@ -5,7 +5,8 @@
     SynchestraError
     ├── ConfigError          invalid configuration (names the key and the file)
     ├── InputError           bad input from a user: target key, mode, request
-    │   └── UnknownSource
+    │   ├── UnknownSource
+    │   └── UnknownTarget
     └── SyncError            raised while a source runs
         ├── NotConfigured    a credential is missing: the run is skipped
         ├── SyncTimeout      the source ran past its timeout
@@ -34,6 +35,12 @@ class UnknownSource(InputError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown source {name!r}")
         self.name = name
+
+
+class UnknownTarget(InputError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"unknown target {key!r}")
+        self.key = key
 
 
 class SyncError(SynchestraError):

@@ -21,7 +21,7 @@ from synchestra.config import Config, load_config
 from synchestra.connectors import SourceFunction
 from synchestra.dispatcher import Dispatcher
 from synchestra.durations import parse_duration
-from synchestra.errors import InputError, UnknownSource
+from synchestra.errors import InputError, UnknownSource, UnknownTarget
 from synchestra.events import EventBus
 from synchestra.models import Enqueued, Mode, Run, RunRequest, RunState, Target, validate_target_key
 from synchestra.redact import Redactor
@@ -247,7 +247,7 @@ class Orchestrator:
             known = await self.store.known_targets(wanted)
             missing = [key for key in wanted if key not in known]
             if missing:
-                raise InputError(f"unknown target {missing[0]!r}")
+                raise UnknownTarget(missing[0])
             return wanted
         return await self.store.target_keys()
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from synchestra.errors import InputError
+from synchestra.errors import UnknownTarget
 from synchestra.events import iso
 from synchestra.health import aggregate, judge, source_state
 from synchestra.models import RunState, Target
@@ -53,7 +53,7 @@ async def target_status(
     """The sync status of one target, as ``status --target KEY --json`` prints it."""
     target = await store.get_target(key)
     if target is None:
-        raise InputError(f"unknown target {key!r}")
+        raise UnknownTarget(key)
     pairs = {status.source: status for status in await store.pair_statuses(key)}
     active = {run.source: run.state.value for run in await store.active_runs(key)}
     names = sorted({n for n, s in sources.items() if s.per_target} | set(pairs))

@@ -69,6 +69,8 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InputError)
+    # An unknown source in the path is 404; an unknown target named in a body is 422
+    # (routes with a target key in the path answer 404 themselves).
     return answer(404 if isinstance(exc, UnknownSource) else 422, str(exc))
 
 

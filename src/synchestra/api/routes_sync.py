@@ -19,7 +19,7 @@ from synchestra.api.schemas import (
     errors,
 )
 from synchestra.durations import parse_duration
-from synchestra.errors import InputError
+from synchestra.errors import InputError, UnknownTarget
 from synchestra.models import Enqueued, Mode
 from synchestra.orchestrator import Orchestrator
 
@@ -118,7 +118,7 @@ def sync_router(orc: Orchestrator) -> APIRouter:
     ) -> dict[str, Any]:
         body = body or TargetSyncRequest()
         if await orc.store.get_target(key) is None:
-            raise ApiError(404, f"unknown target {key!r}")
+            raise ApiError(404, str(UnknownTarget(key)))
         names = body.sources or [n for n, spec in orc.sources.items() if spec.per_target]
         for name in names:
             spec = orc.sources.get(name)

@@ -11,7 +11,7 @@ from synchestra import views
 from synchestra.api.errors import ApiError
 from synchestra.api.schemas import RecordPage, TargetCreate, TargetOut, TargetPage, TargetStatus
 from synchestra.api.schemas import errors as error_codes
-from synchestra.errors import InputError
+from synchestra.errors import InputError, UnknownTarget
 from synchestra.models import Target, parse_instant, validate_target_key
 from synchestra.orchestrator import Orchestrator
 from synchestra.store import RecordQuery
@@ -99,7 +99,7 @@ def targets_router(orc: Orchestrator) -> APIRouter:
         include_deleted: IncludeDeleted = False,
     ) -> dict[str, Any]:
         if await orc.store.get_target(key) is None:
-            raise ApiError(404, f"unknown target {key!r}")
+            raise ApiError(404, str(UnknownTarget(key)))
         return await records_page(kind, key, limit, cursor, changed_since, include_deleted)
 
     @router.get(
@@ -125,9 +125,10 @@ def targets_router(orc: Orchestrator) -> APIRouter:
         summary="one target with its sync status",
     )
     async def get_target(key: str) -> dict[str, Any]:
-        if await orc.store.get_target(key) is None:
-            raise ApiError(404, f"unknown target {key!r}")
-        return await views.target_status(orc.store, orc.sources, key)
+        try:
+            return await views.target_status(orc.store, orc.sources, key)
+        except UnknownTarget as error:
+            raise ApiError(404, str(error)) from None
 
     @router.delete(
         "/api/targets/{key:path}",
@@ -138,7 +139,7 @@ def targets_router(orc: Orchestrator) -> APIRouter:
     )
     async def remove_target(key: str) -> Response:
         if not await orc.store.remove_target(key, orc.clock.now()):
-            raise ApiError(404, f"unknown target {key!r}")
+            raise ApiError(404, str(UnknownTarget(key)))
         return Response(status_code=204)
 
     return router
