@@ -428,17 +428,23 @@ def demo(
     duration: Annotated[
         float,
         typer.Option(
-            "--duration", min=0, help="Seconds to run the scheduler and API after the first sync."
+            "--duration",
+            min=0,
+            max=7 * 86_400,
+            help="Seconds to serve the dashboard, API and scheduler after the first sync "
+            "(0: stop after the first sync; Ctrl-C stops early).",
         ),
-    ] = 0,
+    ] = 120,
     workdir: Annotated[Path, typer.Option("--workdir")] = Path("synchestra-demo"),
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65_535, help="HTTP API port (0: a free one).")
+        int,
+        typer.Option("--port", min=0, max=65_535, help="Dashboard and API port (0: a free one)."),
     ] = 8000,
 ) -> None:
     """The main job on embedded defaults: a simulated FMCSA fleet synced into SQLite.
 
-    With --duration, the scheduler and the HTTP API run that long on loopback.
+    Then the dashboard, the HTTP API and the scheduler run on loopback for
+    --duration seconds; the URL and the token are printed.
     """
     from synchestra.demo import run_demo
 

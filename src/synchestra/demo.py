@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +26,7 @@ from synchestra.api import create_app
 from synchestra.display import print_sources
 from synchestra.models import Target
 from synchestra.orchestrator import Orchestrator
-from synchestra.servers import bind_loopback, wait_started
+from synchestra.servers import serving
 from synchestra.simulator import (
     DEFAULT_SAFERWEB_KEY,
     DEFAULT_WEBKEY,
@@ -167,7 +166,12 @@ async def run_demo(
             summary = await orc.sync(all_targets=True)
             _print_first_sync(console, summary)
             if duration > 0:
-                await _serve_for(orc, duration, port, console)
+                await _build_basic_history(orc, simulator)
+                publishing = asyncio.create_task(_publish_sms_runs(simulator))
+                try:
+                    await _serve_for(orc, duration, port, console)
+                finally:
+                    publishing.cancel()
             document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
         print_sources(console, document)
         _print_counters(console, simulator.counters())
@@ -177,33 +181,38 @@ async def run_demo(
     return 0
 
 
+SMS_RUN_EVERY = 60.0
+"""Seconds between two simulated monthly SMS runs while the demo serves."""
+
+
+async def _build_basic_history(orc: Orchestrator, simulator: Simulator) -> None:
+    """Two more SMS runs synced at once, so the dashboard's BASIC charts start with a trend."""
+    for _ in range(2):
+        simulator.data.advance_sms_run()
+        await orc.sync(["csa_scores"], all_targets=True)
+
+
+async def _publish_sms_runs(simulator: Simulator) -> None:
+    """A new SMS run now and then: csa_scores then records new BASIC states, live."""
+    while True:
+        await asyncio.sleep(SMS_RUN_EVERY)
+        simulator.data.advance_sms_run()
+
+
 async def _serve_for(orc: Orchestrator, duration: float, port: int, console: Console) -> None:
-    """Run the scheduler and the HTTP API on loopback for ``duration`` seconds."""
+    """Run the scheduler, the HTTP API and the dashboard on loopback for ``duration`` seconds."""
     token = secrets.token_urlsafe(16)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(orc, token=token),
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            log_level="warning",
+    async with serving(create_app(orc, token=token), port) as bound:
+        url = f"http://127.0.0.1:{bound}"
+        console.print(f"dashboard: {url}/?token={token}")
+        console.print(f"HTTP API:  {url}/api/sync/status (OpenAPI: {url}/docs)")
+        console.print(
+            f"token: {token}   e.g. curl -H 'Authorization: Bearer {token}' {url}/api/sync/status"
         )
-    )
-    sock = bind_loopback(port)
-    bound = sock.getsockname()[1]
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_started(server, serving)
-    console.print(f"HTTP API on http://127.0.0.1:{bound}/api/sync/status (OpenAPI: /docs)")
-    console.print(
-        f"token: {token}   e.g. curl -H 'Authorization: Bearer {token}' "
-        f"http://127.0.0.1:{bound}/api/sync/status"
-    )
-    console.print(f"scheduler running for {duration:g}s on compressed schedules...")
-    orc.start(schedule=True)
-    with suppress(TimeoutError):
-        await asyncio.wait_for(orc.stopped(), timeout=duration)
-    server.should_exit = True
-    await serving
+        console.print(f"scheduler running for {duration:g}s on compressed schedules...")
+        orc.start(schedule=True)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(orc.stopped(), timeout=duration)
 
 
 def _print_first_sync(console: Console, summary: SyncSummary) -> None:

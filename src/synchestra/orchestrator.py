@@ -21,7 +21,7 @@ from synchestra.config import Config, load_config
 from synchestra.connectors import SourceFunction
 from synchestra.dispatcher import Dispatcher
 from synchestra.durations import parse_duration
-from synchestra.errors import InputError, UnknownSource, UnknownTarget
+from synchestra.errors import ConfigError, InputError, UnknownSource, UnknownTarget
 from synchestra.events import EventBus
 from synchestra.models import Enqueued, Mode, Run, RunRequest, RunState, Target, validate_target_key
 from synchestra.redact import Redactor
@@ -80,6 +80,11 @@ class Orchestrator:
     def add_source(self, spec: SourceSpec) -> None:
         if spec.name in self.sources:
             raise InputError(f"source {spec.name!r} is defined twice")
+        if spec.api is not None:
+            try:
+                self.config.api(spec.api)
+            except ConfigError as error:  # found now, not when the dispatcher first needs it
+                raise ConfigError(f"source {spec.name!r}: {error}") from None
         self.sources[spec.name] = spec
 
     def source(

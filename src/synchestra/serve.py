@@ -16,6 +16,7 @@ from synchestra.api import create_app
 from synchestra.config import ApiServerConfig
 from synchestra.errors import ConfigError
 from synchestra.orchestrator import Orchestrator
+from synchestra.servers import SHUTDOWN_GRACE
 
 
 def is_loopback(host: str) -> bool:
@@ -50,7 +51,12 @@ async def serve(orc: Orchestrator, settings: ApiServerConfig, token: str | None)
         app = create_app(orc, token=token)
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host=settings.host, port=settings.port, lifespan="off", log_level="info"
+                app,
+                host=settings.host,
+                port=settings.port,
+                lifespan="off",
+                log_level="info",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE,  # open event streams never end alone
             )
         )
         orc.start(schedule=True)

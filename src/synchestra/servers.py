@@ -1,16 +1,21 @@
-"""Running uvicorn inside an asyncio program (the demo's API, the simulator)."""
+"""Running uvicorn inside an asyncio program (the demo's API and dashboard, the simulator)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from synchestra.errors import InputError
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
+SHUTDOWN_GRACE = 2
+"""Seconds requests still running (a dashboard's event stream) get when the server stops."""
 
 
 def bind_loopback(port: int) -> socket.socket:
@@ -45,3 +50,26 @@ async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None
         if asyncio.get_running_loop().time() > deadline:
             raise RuntimeError(f"the HTTP server did not start within {START_TIMEOUT:g}s")
         await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, port: int = 0) -> AsyncIterator[int]:
+    """Serve ``app`` on 127.0.0.1 while the block runs; yields the bound port."""
+    config = uvicorn.Config(
+        app,
+        host=HOST,
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,  # an open event stream never ends by itself
+    )
+    server = uvicorn.Server(config)
+    sock = bind_loopback(port)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await wait_started(server, task)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

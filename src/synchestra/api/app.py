@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from synchestra import views
+from synchestra import dashboard, views
 from synchestra.api import errors
 from synchestra.api.auth import bearer_auth
 from synchestra.api.routes_events import events_router
@@ -23,7 +23,8 @@ from synchestra.orchestrator import Orchestrator
 def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     """The HTTP API. ``orchestrator`` is open (its owner runs it); ``token`` None: no auth.
 
-    Every ``/api`` route but ``/api/health`` needs ``Authorization: Bearer <token>``.
+    Every ``/api`` route but ``/api/health`` needs ``Authorization: Bearer <token>``;
+    the dashboard at ``/`` asks for the same token once and keeps a cookie.
     """
     app = FastAPI(title="synchestra", version="0.1.0", summary="the synchestra HTTP API")
     errors.install(app)
@@ -47,4 +48,5 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     for router in (sync_router(orc), targets_router(orc), runs_router(orc), events_router(orc)):
         app.include_router(router, dependencies=dependencies, responses=responses)
     app.include_router(metrics_router(orc))  # outside /api: no token (see routes_metrics)
+    dashboard.install(app, orc, token=token)
     return app

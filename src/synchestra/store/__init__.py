@@ -2,7 +2,8 @@
 
 Each method is one transaction. The modules beside this one hold the
 statements, grouped by what they touch: :mod:`.queue` (runs), :mod:`.status`,
-:mod:`.records`, :mod:`.targets`; :mod:`.database` holds the dialect set-up.
+:mod:`.records`, :mod:`.targets`, :mod:`.overview` (what the dashboard reads);
+:mod:`.database` holds the dialect set-up.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from synchestra.models import (
     RunState,
     Target,
 )
-from synchestra.store import queue, records, status, targets
+from synchestra.store import overview, queue, records, status, targets
 from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
+from synchestra.store.overview import GridPage
 from synchestra.store.queue import ClaimLimits
 from synchestra.store.records import ChangeCounts, RecordQuery, RecordScope
 from synchestra.store.schema import runs
@@ -36,6 +38,7 @@ __all__ = [
     "ChangeCounts",
     "ClaimLimits",
     "Claimed",
+    "GridPage",
     "PairStatus",
     "RecordQuery",
     "RecordScope",
@@ -229,6 +232,17 @@ class Store:
                 )
             ).first()
         return row.not_before if row else None
+
+    # --- the dashboard -----------------------------------------------------
+
+    async def grid_page(self, *, search: str = "", limit: int = 50, offset: int = 0) -> GridPage:
+        """Targets whose key or name contains ``search``, with their statuses and active runs."""
+        async with self.engine.connect() as conn:
+            return await overview.grid_page(conn, search=search, limit=limit, offset=offset)
+
+    async def runs_started_since(self, since: datetime, *, limit: int = 500) -> list[Run]:
+        async with self.engine.connect() as conn:
+            return await overview.runs_started_since(conn, since, limit)
 
     # --- status ------------------------------------------------------------
 

@@ -109,6 +109,17 @@ Index(
     postgresql_where=ONLY_QUEUED,
 )
 
+# The dashboard: the timeline reads runs by start time, the grid the active runs of a page.
+Index("ix_runs_started", runs.c.started_at)
+ONLY_ACTIVE = text("state IN ('queued', 'running')")
+Index(
+    "ix_runs_active",
+    runs.c.target,
+    runs.c.source,
+    sqlite_where=ONLY_ACTIVE,
+    postgresql_where=ONLY_ACTIVE,
+)
+
 pair_status = Table(
     "pair_status",
     metadata,

@@ -114,7 +114,7 @@ class PairStatus:
     watermark: Any
 
 
-def _pair(row: Row[Any]) -> PairStatus:
+def pair_from_row(row: Row[Any]) -> PairStatus:
     return PairStatus(
         source=row.source,
         target=row.target or None,
@@ -134,7 +134,7 @@ async def pair_statuses(conn: AsyncConnection, target: str | None) -> list[PairS
         .where(pair_status.c.target == (target or NO_TARGET))
         .order_by(pair_status.c.source)
     )
-    return [_pair(row) for row in rows]
+    return [pair_from_row(row) for row in rows]
 
 
 async def pair(conn: AsyncConnection, source: str, target: str | None) -> PairStatus | None:
@@ -145,7 +145,7 @@ async def pair(conn: AsyncConnection, source: str, target: str | None) -> PairSt
             )
         )
     ).first()
-    return _pair(row) if row else None
+    return pair_from_row(row) if row else None
 
 
 async def pairs_for(
@@ -159,7 +159,7 @@ async def pairs_for(
             pair_status.c.source.in_(sources), pair_status.c.target.in_(target_keys)
         )
     )
-    found = {(p.source, p.target): p for p in map(_pair, rows)}
+    found = {(p.source, p.target): p for p in map(pair_from_row, rows)}
     return {key: found[key] for key in wanted if key in found}
 
 

@@ -1,0 +1,230 @@
+"""The dashboard's routes: the page at ``/``, its fragments under ``/ui``, and its events.
+
+The page is rendered on the server; the script (static/dashboard.js) swaps in
+fresh fragments and recolours grid cells as events arrive on ``/ui/events``, so
+nothing needs a reload. None of these routes is part of the API's OpenAPI
+document: they answer HTML, for a browser.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from synchestra import views
+from synchestra.api.routes_events import event_stream, parse_last_id
+from synchestra.dashboard import carrier, grid, timeline
+from synchestra.dashboard.session import Session
+from synchestra.errors import UnknownTarget
+from synchestra.orchestrator import Orchestrator
+from synchestra.store import RecordQuery
+
+HERE = Path(__file__).parent
+TIMELINE_SPANS = (5, 15, 60)
+"""Minutes the timeline can look back."""
+MAX_TIMELINE_RUNS = 600
+RECORD_PAGE = 2_000
+MAX_RECORD_PAGES = 50
+"""A carrier's records are read in pages, up to 100,000 of a kind."""
+
+
+def install(app: FastAPI, orc: Orchestrator, *, token: str | None) -> None:
+    """Add the dashboard to ``app``: ``/``, ``/login``, ``/ui/...`` and ``/static``."""
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(_router(orc, Session(token), _templates(orc)))
+
+
+def _templates(orc: Orchestrator) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["ago"] = lambda moment: relative(moment, orc.clock.now())
+    return templates
+
+
+def relative(moment: datetime | str | None, now: datetime) -> str:
+    """``"12s ago"`` or ``"in 3m"``: how an operator reads a time at a glance."""
+    if moment is None:
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    seconds = (moment - now).total_seconds()
+    size = abs(seconds)
+    for unit, length in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if size >= length:
+            amount = f"{int(size // length)}{unit}"
+            break
+    else:
+        amount = f"{int(size)}s"
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"
+
+
+def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    per_target = [name for name, spec in sorted(orc.sources.items()) if spec.per_target]
+
+    def render(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, context, status_code=code)
+
+    def denied(request: Request) -> Response | None:
+        if session.signed_in(request):
+            return None
+        return Response("sign in first: open / and give the API token", status_code=401)
+
+    # --- signing in --------------------------------------------------------
+
+    @router.get("/", response_class=HTMLResponse)
+    async def page(request: Request, token: str | None = None) -> Response:
+        if token is not None:
+            return _signed_in_or_refused(request, token)
+        if not session.signed_in(request):
+            return render(request, "login.html", 401, error=None)
+        context = await _page_context(request)
+        return render(request, "index.html", **context)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        return _signed_in_or_refused(request, form.get("token", [""])[0])
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/", status_code=303)
+        session.sign_out(response)
+        return response
+
+    def _signed_in_or_refused(request: Request, token: str) -> Response:
+        if not session.token_matches(token):
+            return render(request, "login.html", 403, error="wrong token")
+        response = RedirectResponse("/", status_code=303)  # the token leaves the address bar
+        session.sign_in(response)
+        return response
+
+    # --- fragments ---------------------------------------------------------
+
+    async def _page_context(request: Request) -> dict[str, Any]:
+        return {
+            "status": await views.sync_status(orc.store, orc.sources, orc.clock.now()),
+            "grid": await _grid("", 1),
+            "timeline": await _timeline(TIMELINE_SPANS[0], _default_lanes()),
+            "spans": TIMELINE_SPANS,
+            "auth": session.required,
+        }
+
+    @router.get("/ui/sources", response_class=HTMLResponse)
+    async def sources_fragment(request: Request) -> Response:
+        if refused := denied(request):
+            return refused
+        status = await views.sync_status(orc.store, orc.sources, orc.clock.now())
+        return render(request, "_sources.html", status=status)
+
+    async def _grid(search: str, page_number: int) -> grid.Grid:
+        found = await orc.store.grid_page(
+            search=search, limit=grid.PAGE_SIZE, offset=(page_number - 1) * grid.PAGE_SIZE
+        )
+        return grid.build_grid(found, per_target, search=search, page=page_number)
+
+    @router.get("/ui/grid", response_class=HTMLResponse)
+    async def grid_fragment(
+        request: Request,
+        q: Annotated[str, Query(max_length=200)] = "",
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    ) -> Response:
+        if refused := denied(request):
+            return refused
+        return render(request, "_grid.html", grid=await _grid(q, page))
+
+    def _default_lanes() -> timeline.LaneKind:
+        has_groups = any(spec.group for spec in orc.sources.values())
+        return "group" if has_groups else "api"
+
+    async def _timeline(minutes: int, lanes: timeline.LaneKind) -> timeline.Timeline:
+        now = orc.clock.now()
+        span = timedelta(minutes=minutes)
+        runs = await orc.store.runs_started_since(now - span, limit=MAX_TIMELINE_RUNS)
+        return timeline.build(runs, orc.sources, now=now, span=span, kind=lanes)
+
+    @router.get("/ui/timeline", response_class=HTMLResponse)
+    async def timeline_fragment(
+        request: Request,
+        minutes: Annotated[int, Query(ge=1, le=24 * 60)] = TIMELINE_SPANS[0],
+        lanes: Literal["group", "api"] | None = None,
+    ) -> Response:
+        if refused := denied(request):
+            return refused
+        drawn = await _timeline(minutes, lanes or _default_lanes())
+        return render(request, "_timeline.html", timeline=drawn, spans=TIMELINE_SPANS)
+
+    @router.get("/ui/targets/{key}", response_class=HTMLResponse)
+    async def target_fragment(request: Request, key: str) -> Response:
+        if refused := denied(request):
+            return refused
+        try:
+            status = await views.target_status(orc.store, orc.sources, key)
+        except UnknownTarget as error:
+            return Response(str(error), status_code=404)
+        basics = await _all_records("basic", key)
+        violations = await _all_records("violation", key)
+        return render(
+            request,
+            "_target.html",
+            status=status,
+            charts=carrier.basic_charts(basics),
+            violations=carrier.latest_violations(violations),
+            violation_count=len(violations),
+            chart_size=(carrier.CHART_WIDTH, carrier.CHART_HEIGHT),
+        )
+
+    async def _all_records(kind: str, target: str) -> list[Any]:
+        """Every live record of one kind for one target (a carrier has thousands at most)."""
+        found: list[Any] = []
+        cursor: str | None = None
+        for _ in range(MAX_RECORD_PAGES):
+            query = RecordQuery(kind=kind, target=target, limit=RECORD_PAGE, cursor=cursor)
+            rows, cursor = await orc.store.list_records(query)
+            found.extend(rows)
+            if cursor is None:
+                break
+        return found
+
+    # --- actions -----------------------------------------------------------
+
+    @router.post("/ui/sync/{source}")
+    async def sync_source(request: Request, source: str) -> Response:
+        if not session.may_act(request):
+            return Response("not allowed", status_code=403)
+        if source not in orc.sources:
+            return Response(f"unknown source {source!r}", status_code=404)
+        answers = await orc.request([source], all_targets=orc.sources[source].per_target)
+        return Response(f"{len(answers)} queued", status_code=202)
+
+    @router.post("/ui/targets/{key}/sync")
+    async def sync_target(request: Request, key: str) -> Response:
+        if not session.may_act(request):
+            return Response("not allowed", status_code=403)
+        if await orc.store.get_target(key) is None:
+            return Response(f"unknown target {key!r}", status_code=404)
+        answers = await orc.request(per_target, targets=[key])
+        return Response(f"{len(answers)} queued", status_code=202)
+
+    # --- live --------------------------------------------------------------
+
+    @router.get("/ui/events")
+    async def events(request: Request) -> Response:
+        if refused := denied(request):
+            return refused
+        stream = event_stream(
+            orc.bus,
+            orc.clock,
+            after=parse_last_id(request.headers.get("Last-Event-ID"), None),
+            disconnected=request.is_disconnected,
+        )
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    return router
