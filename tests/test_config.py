@@ -16,8 +16,10 @@ from synchestra.config import (
     parse_config,
     resolve_config_path,
 )
+from synchestra.context import SyncContext
 from synchestra.durations import Rate
 from synchestra.errors import ConfigError, UnknownSource
+from synchestra.orchestrator import Orchestrator
 
 # Verbatim from CONTRACT.md, "Configuration (TOML)".
 CONTRACT_EXAMPLE = """\
@@ -485,3 +487,16 @@ def test_resolve_config_path_without_any_config(tmp_path: Path) -> None:
 
 def test_loaded_config_is_a_config(tmp_path: Path) -> None:
     assert isinstance(load_config(write(tmp_path, "")), Config)
+
+
+def test_a_decorated_source_naming_an_unknown_api_is_refused_at_once() -> None:
+    """Found when the source is defined, not when the dispatcher first needs the API."""
+    orc = Orchestrator(database_url="sqlite://")
+
+    with pytest.raises(ConfigError, match="source 'scores': unknown api 'nope'"):
+
+        @orc.source("scores", api="nope")
+        async def scores(ctx: SyncContext) -> None:
+            return None
+
+    assert "scores" not in orc.sources

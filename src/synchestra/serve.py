@@ -10,13 +10,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-import uvicorn
-
 from synchestra.api import create_app
 from synchestra.config import ApiServerConfig
 from synchestra.errors import ConfigError
 from synchestra.orchestrator import Orchestrator
-from synchestra.servers import SHUTDOWN_GRACE
+from synchestra.servers import ApiServer
 
 
 def is_loopback(host: str) -> bool:
@@ -49,16 +47,7 @@ async def serve(orc: Orchestrator, settings: ApiServerConfig, token: str | None)
     """Run until SIGINT/SIGTERM (uvicorn catches them), then stop the orchestrator gracefully."""
     async with orc:
         app = create_app(orc, token=token)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=settings.host,
-                port=settings.port,
-                lifespan="off",
-                log_level="info",
-                timeout_graceful_shutdown=SHUTDOWN_GRACE,  # open event streams never end alone
-            )
-        )
+        server = ApiServer(app, host=settings.host, port=settings.port, log_level="info")
         orc.start(schedule=True)
         await server.serve()
         await orc.stop()

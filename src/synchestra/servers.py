@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
+from synchestra.api.app import end_streams
 from synchestra.errors import InputError
 
 HOST = "127.0.0.1"
@@ -52,18 +53,35 @@ async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None
         await asyncio.sleep(0.005)
 
 
+class ApiServer(uvicorn.Server):
+    """uvicorn serving the API: ends its event streams first when it stops.
+
+    uvicorn waits for running requests before it stops, and an event stream
+    runs until its client goes; so the streams are told to end, and the rest
+    get :data:`SHUTDOWN_GRACE` seconds.
+    """
+
+    def __init__(self, app: FastAPI, *, host: str = HOST, port: int = 0, log_level: str) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level=log_level,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        end_streams(self._app)
+        await super().shutdown(sockets)
+
+
 @asynccontextmanager
-async def serving(app: ASGIApp, port: int = 0) -> AsyncIterator[int]:
-    """Serve ``app`` on 127.0.0.1 while the block runs; yields the bound port."""
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,  # an open event stream never ends by itself
-    )
-    server = uvicorn.Server(config)
+async def serving(app: FastAPI, port: int = 0) -> AsyncIterator[int]:
+    """Serve the API ``app`` on 127.0.0.1 while the block runs; yields the bound port."""
+    server = ApiServer(app, port=port, log_level="warning")
     sock = bind_loopback(port)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

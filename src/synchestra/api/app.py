@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -27,6 +28,7 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     the dashboard at ``/`` asks for the same token once and keeps a cookie.
     """
     app = FastAPI(title="synchestra", version="0.1.0", summary="the synchestra HTTP API")
+    app.state.closing = asyncio.Event()  # set by end_streams()
     errors.install(app)
     orc = orchestrator
 
@@ -50,3 +52,8 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     app.include_router(metrics_router(orc))  # outside /api: no token (see routes_metrics)
     dashboard.install(app, orc, token=token)
     return app
+
+
+def end_streams(app: FastAPI) -> None:
+    """Let the open event streams end: a stopping server then need not cancel them."""
+    app.state.closing.set()

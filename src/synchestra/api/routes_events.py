@@ -84,11 +84,13 @@ async def event_stream(
     types: Collection[str] | None = None,
     heartbeat: float = HEARTBEAT,
     disconnected: Callable[[], Awaitable[bool]] | None = None,
+    closing: asyncio.Event | None = None,
 ) -> AsyncGenerator[str, None]:
     """The SSE frames of ``bus``: replay after ``after``, then live until cancelled.
 
     Ends when ``disconnected`` says so (asked at every heartbeat and before each
-    event); the subscription is closed whichever way the stream ends.
+    event) or when ``closing`` is set (the server stops); the subscription is
+    closed whichever way the stream ends.
     """
     wanted = frozenset(types) if types is not None else None
     with bus.subscribe(wanted) as subscription:
@@ -102,10 +104,11 @@ async def event_stream(
                     yield frame(event)
         next_event: asyncio.Task[Event] = asyncio.ensure_future(subscription.get())
         tick: asyncio.Task[None] = asyncio.ensure_future(clock.sleep(heartbeat))
+        closed: asyncio.Task[Any] = asyncio.ensure_future((closing or asyncio.Event()).wait())
         try:
             while True:
-                await asyncio.wait({next_event, tick}, return_when=asyncio.FIRST_COMPLETED)
-                if disconnected is not None and await disconnected():
+                await asyncio.wait({next_event, tick, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed.done() or (disconnected is not None and await disconnected()):
                     return
                 if tick.done():
                     tick = asyncio.ensure_future(clock.sleep(heartbeat))
@@ -116,9 +119,9 @@ async def event_stream(
                     if event.id > replayed:
                         yield frame(event)
         finally:
-            for task in (next_event, tick):
+            for task in (next_event, tick, closed):
                 task.cancel()
-            await asyncio.gather(next_event, tick, return_exceptions=True)
+            await asyncio.gather(next_event, tick, closed, return_exceptions=True)
 
 
 def events_router(orc: Orchestrator, *, heartbeat: float = HEARTBEAT) -> APIRouter:
@@ -147,6 +150,7 @@ def events_router(orc: Orchestrator, *, heartbeat: float = HEARTBEAT) -> APIRout
             types=parse_types(types),
             heartbeat=heartbeat,
             disconnected=request.is_disconnected,
+            closing=request.app.state.closing,
         )
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)

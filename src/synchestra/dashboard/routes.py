@@ -223,6 +223,7 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
             orc.clock,
             after=parse_last_id(request.headers.get("Last-Event-ID"), None),
             disconnected=request.is_disconnected,
+            closing=request.app.state.closing,
         )
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
