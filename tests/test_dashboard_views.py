@@ -95,6 +95,9 @@ def test_build_places_runs_in_lanes_on_the_time_axis() -> None:
     running = next(bar for bar in qcmobile.bars if bar.run.id == 5)
     assert running.x + running.width == timeline.WIDTH  # reaches now
     assert [bar.label for bar in qcmobile.bars] == ["p3", "p0", "p1"]
+    assert [bar.height for bar in qcmobile.bars] == [12.0, 6.0, 8.0]  # priority shows
+    second_row = next(bar for bar in qcmobile.bars if bar.run.id == 4)
+    assert second_row.y + second_row.height == qcmobile.y + 2 * timeline.ROW_HEIGHT - 1
     assert all(timeline.LABEL_WIDTH <= tick.x <= timeline.WIDTH for tick in by_api.ticks)
     assert [tick.label for tick in by_api.ticks] == ["11:56", "11:57", "11:58", "11:59", "12:00"]
 

@@ -14,8 +14,7 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from rich.console import Console
@@ -148,8 +147,18 @@ def write_config(folder: Path, simulator: Simulator) -> Path:
     return path
 
 
+Visitor = Callable[[str], Awaitable[None]]
+"""Given the dashboard's sign-in URL while the demo serves; the demo stops when it returns."""
+
+
 async def run_demo(
-    folder: Path, *, carriers: int, duration: float, port: int, console: Console
+    folder: Path,
+    *,
+    carriers: int,
+    duration: float,
+    port: int,
+    console: Console,
+    visitor: Visitor | None = None,
 ) -> int:
     console.print(f"[bold]synchestra demo[/bold]: {carriers} carriers, working folder {folder}")
     async with run_simulator(simulator_config(carriers)) as simulator:
@@ -169,7 +178,7 @@ async def run_demo(
                 await _build_basic_history(orc, simulator)
                 publishing = asyncio.create_task(_publish_sms_runs(simulator))
                 try:
-                    await _serve_for(orc, duration, port, console)
+                    await _serve_for(orc, duration, port, console, visitor)
                 finally:
                     publishing.cancel()
             document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
@@ -199,7 +208,9 @@ async def _publish_sms_runs(simulator: Simulator) -> None:
         simulator.data.advance_sms_run()
 
 
-async def _serve_for(orc: Orchestrator, duration: float, port: int, console: Console) -> None:
+async def _serve_for(
+    orc: Orchestrator, duration: float, port: int, console: Console, visitor: Visitor | None
+) -> None:
     """Run the scheduler, the HTTP API and the dashboard on loopback for ``duration`` seconds."""
     token = secrets.token_urlsafe(16)
     async with serving(create_app(orc, token=token), port) as bound:
@@ -211,8 +222,17 @@ async def _serve_for(orc: Orchestrator, duration: float, port: int, console: Con
         )
         console.print(f"scheduler running for {duration:g}s on compressed schedules...")
         orc.start(schedule=True)
-        with suppress(TimeoutError):
-            await asyncio.wait_for(orc.stopped(), timeout=duration)
+        stopped = asyncio.ensure_future(orc.stopped())
+        visit = asyncio.ensure_future(visitor(f"{url}/?token={token}")) if visitor else None
+        ends = [task for task in (stopped, visit) if task is not None]
+        try:
+            await asyncio.wait(ends, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+            if visit is not None and visit.done():
+                visit.result()  # a failed visit fails the demo
+        finally:
+            for task in ends:
+                task.cancel()
+            await asyncio.gather(*ends, return_exceptions=True)
 
 
 def _print_first_sync(console: Console, summary: SyncSummary) -> None:

@@ -34,7 +34,14 @@ class Bar:
     x: float
     y: float
     width: float
+    height: float
+    """Taller for a higher priority, so that priority shows without hovering."""
     label: str
+
+
+def bar_height(priority: int) -> float:
+    """Priorities 0 to 3 and more: 6 to 12 units high, within a row."""
+    return 6.0 + 2.0 * min(max(priority, 0), 3)
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,9 @@ def _lane(
         Bar(
             run=run,
             x=left,
-            y=top + row * ROW_HEIGHT,
+            y=top + (row + 1) * ROW_HEIGHT - 1 - bar_height(run.priority),  # on the row's floor
             width=max(right - left, MIN_BAR),
+            height=bar_height(run.priority),
             label=f"p{run.priority}",
         )
         for run, (left, right), row in zip(runs, spans, rows, strict=True)
