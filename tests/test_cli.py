@@ -151,7 +151,8 @@ def test_status_runs_and_records(cli: Cli) -> None:
     cli("targets", "add", "dot:2", "--name", "Blue")
     cli("sync", "--json")
     status = cli.json("status")
-    assert set(status) == {"sources", "health"}
+    assert set(status) == {"sources", "health", "eta"}
+    assert (status["eta"]["runs_left"], status["eta"]["seconds"]) == (0, 0.0)  # all done
     by_name = {row["source"]: row for row in status["sources"]}
     assert by_name["flaky"]["status"] == "error"
     assert by_name["flaky"]["error"] == "HTTP 404 from example"

@@ -185,7 +185,7 @@ async def test_slot_is_held_while_the_request_is_in_flight(clock: FakeClock) -> 
 
 
 async def test_rate_is_shared_by_clients_of_one_api(clock: FakeClock) -> None:
-    limiter = ApiLimiter("datahub", Rate(2, timedelta(seconds=1)), None, clock)
+    limiter = ApiLimiter("datahub", Rate(2, timedelta(seconds=1)), None, clock, guard=timedelta(0))
     api = Api(clock)
     async with make_client(api, limiter) as a, make_client(api, limiter) as b:
         tasks = [asyncio.create_task(get_json(c, "datahub", "/x")) for c in (a, b, a, b, a)]
@@ -388,3 +388,23 @@ def test_redactor_masks_known_secrets_and_credential_params() -> None:
 
 def test_redactor_without_secrets_only_masks_params() -> None:
     assert Redactor().redact("nothing ?key=1 here") == "nothing ?key=*** here"
+
+
+async def test_responses_teach_the_limiter_a_lower_rate(clock: FakeClock) -> None:
+    """A 429 and a burst of 5xx each halve the API's rate for every client of it."""
+    limiter = ApiLimiter("datahub", Rate(8, timedelta(seconds=1)), None, clock)
+    api = Api(
+        clock,
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(200, json={"ok": True}),
+        *(httpx.Response(503) for _ in range(3)),
+    )
+    async with make_client(api, limiter) as client:
+        assert await get_json(client, "datahub", "/x") == {"ok": True}  # after the 429
+        assert limiter.allowed == 4
+        await clock.advance(1.5)  # a new period: the next signal counts again
+        for _ in range(3):
+            with pytest.raises(HTTPFailure):
+                await get_json(client, "datahub", "/x")
+    assert limiter.allowed == 2  # 4, one step of recovery to 5, halved to 2
+    assert limiter.backoffs == 2

@@ -139,7 +139,7 @@ def test_limits_hold_for_any_burst(
 async def test_full_bucket_does_not_burst_above_the_rate() -> None:
     clock = FakeClock()
     t0 = clock.now()
-    limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock)
+    limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock, guard=timedelta(0))
     trace = Trace()
     tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(10)]
     await _settle()
@@ -154,7 +154,7 @@ async def test_full_bucket_does_not_burst_above_the_rate() -> None:
 async def test_available_at_and_has_room_follow_the_sliding_log() -> None:
     clock = FakeClock()
     t0 = clock.now()
-    limiter = ApiLimiter("api", Rate(2, timedelta(seconds=10)), None, clock)
+    limiter = ApiLimiter("api", Rate(2, timedelta(seconds=10)), None, clock, guard=timedelta(0))
     assert limiter.has_room(t0)
     async with limiter.slot():
         pass
@@ -283,7 +283,7 @@ async def test_cancelled_concurrency_waiter_leaks_nothing() -> None:
 async def test_cancelled_rate_waiter_records_no_start() -> None:
     clock = FakeClock()
     t0 = clock.now()
-    limiter = ApiLimiter("api", Rate(1, timedelta(seconds=1)), None, clock)
+    limiter = ApiLimiter("api", Rate(1, timedelta(seconds=1)), None, clock, guard=timedelta(0))
     trace = Trace()
     first = asyncio.create_task(timed_request(clock, limiter, trace, 0, 0))
     waiter = asyncio.create_task(timed_request(clock, limiter, trace, 0, 0))
@@ -310,3 +310,113 @@ async def test_cancelled_rate_waiter_records_no_start() -> None:
 def test_rejects_impossible_limits(rate: Rate | None, concurrency: int | None) -> None:
     with pytest.raises(ValueError, match="api 'x'"):
         ApiLimiter("x", rate, concurrency, FakeClock())
+
+
+# -- guard and shared backoff (AIMD) ----------------------------------------------------------
+
+
+async def test_the_guard_spaces_windows_so_the_provider_never_counts_one_too_many() -> None:
+    clock = FakeClock()
+    t0 = clock.now()
+    guard = timedelta(milliseconds=10)
+    limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock, guard=guard)
+    trace = Trace()
+    tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(7)]
+    await run_until_done(clock, tasks)
+    offsets = [round((s - t0).total_seconds(), 3) for s in trace.starts]
+    assert offsets == [0, 0, 0, 1.01, 1.01, 1.01, 2.02]
+    # a provider whose window is a little longer than ours still sees at most 3
+    assert max_starts_in_any_window(trace.starts, timedelta(seconds=1) + guard) <= 3
+
+
+async def test_a_429_halves_the_rate_once_per_period_then_it_recovers_step_by_step() -> None:
+    clock = FakeClock()
+    limiter = ApiLimiter("api", Rate(20, timedelta(seconds=1)), None, clock, guard=timedelta(0))
+    limiter.throttled(clock.now())
+    limiter.throttled(clock.now())  # the answers to requests already in flight: one signal
+    assert limiter.allowed == 10
+    assert limiter.backoffs == 1
+    await clock.advance(0.5)
+    limiter.throttled(clock.now())  # still within the period of the last change
+    assert limiter.allowed == 10
+
+    seen = []
+    for _ in range(8):
+        await clock.advance(1)
+        limiter.available_at(clock.now())  # recovery is applied when the limiter is asked
+        seen.append(limiter.allowed)
+    assert seen == [12, 14, 16, 18, 20, 20, 20, 20]  # +2 (a tenth of 20) a period, capped
+
+
+async def test_after_a_backoff_starts_keep_to_the_lower_rate() -> None:
+    clock = FakeClock()
+    period = timedelta(seconds=1)
+    limiter = ApiLimiter("api", Rate(8, period), None, clock, guard=timedelta(0))
+    limiter.throttled(clock.now())  # no pause (until now), rate 8 -> 4
+    trace = Trace()
+    tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(4)]
+    await run_until_done(clock, tasks)
+    more = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(4)]
+    await _settle()
+    assert len(trace.starts) == 4  # the lower rate holds the next four back
+    await run_until_done(clock, more)
+    first = trace.starts[0]
+    assert all((start - first) >= period for start in trace.starts[4:])
+
+
+async def test_a_burst_of_server_errors_slows_down_scattered_ones_do_not() -> None:
+    clock = FakeClock()
+    limiter = ApiLimiter("api", Rate(10, timedelta(seconds=1)), None, clock)
+    for status in (503, 404, 500):
+        limiter.observe(status)
+        await clock.advance(0.6)  # three errors, never three within one period
+    limiter.observe(502)
+    assert limiter.allowed == 10
+    limiter.observe(504)
+    limiter.observe(500)  # 502, 504, 500 within 0.0 s: a burst
+    assert limiter.allowed == 5
+    assert limiter.http_429 == 0
+
+
+def test_without_a_rate_there_is_nothing_to_slow_down() -> None:
+    limiter = ApiLimiter("api", None, 2, FakeClock())
+    for _ in range(5):
+        limiter.observe(503)
+    limiter.throttled(limiter.clock.now())
+    assert limiter.backoffs == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    signals=st.lists(
+        st.tuples(st.integers(0, 3000), st.sampled_from([429, 500, 503, 200])), max_size=20
+    ),
+    requests=st.integers(1, 12),
+)
+def test_backoff_never_exceeds_the_configured_rate_nor_drops_below_one(
+    signals: list[tuple[int, int]], requests: int
+) -> None:
+    period = timedelta(seconds=1)
+    clock = FakeClock()
+    limiter = ApiLimiter("api", Rate(requests, period), None, clock)
+    trace = Trace()
+
+    async def signal(at_ms: int, status: int) -> None:
+        await clock.sleep(at_ms / 1000)
+        if status == 429:
+            limiter.throttled(clock.now())
+        else:
+            limiter.observe(status)
+        assert 1 <= limiter.allowed <= requests
+
+    async def scenario() -> None:
+        tasks = [
+            asyncio.create_task(timed_request(clock, limiter, trace, i / 20, 0.01))
+            for i in range(40)
+        ]
+        tasks += [asyncio.create_task(signal(at, status)) for at, status in signals]
+        await run_until_done(clock, tasks)
+
+    asyncio.run(scenario())
+    assert len(trace.starts) == 40
+    assert max_starts_in_any_window(trace.starts, period) <= requests

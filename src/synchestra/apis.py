@@ -97,16 +97,21 @@ class Apis:
         return [at for at in (lim.available_at(now) for lim in self._limiters.values()) if at > now]
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return {
-            name: {
-                "requests": lim.requests_started,
-                "http_429": lim.http_429,
-                "peak_in_flight": lim.peak_in_flight,
-            }
-            for name, lim in self._limiters.items()
-        }
+        return {name: _stats(limiter) for name, limiter in self._limiters.items()}
 
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+
+def _stats(limiter: ApiLimiter) -> dict[str, int]:
+    numbers = {
+        "requests": limiter.requests_started,
+        "http_429": limiter.http_429,
+        "peak_in_flight": limiter.peak_in_flight,
+        "backoffs": limiter.backoffs,
+    }
+    if limiter.rate is not None:
+        numbers["allowed"] = limiter.allowed
+    return numbers

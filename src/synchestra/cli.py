@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from synchestra import views
 from synchestra.config import resolve_config_path
-from synchestra.display import print_sources, print_target, state_markup
+from synchestra.display import eta_line, print_sources, print_target, state_markup
 from synchestra.errors import InputError, SynchestraError, UnknownTarget
 from synchestra.models import Mode, RunState, Target, parse_instant, parse_mode, validate_target_key
 from synchestra.orchestrator import Orchestrator
@@ -124,7 +125,7 @@ async def _sync(
                 orc.sync(sources, targets=targets, all_targets=all_targets, mode=mode)
             )
             if not as_json and out.is_terminal:
-                await _show_progress(job, events)
+                await _show_progress(orc, job, events)
             stopper = asyncio.create_task(orc.stopped())
             await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
@@ -136,11 +137,19 @@ async def _sync(
             return job.result()
 
 
-async def _show_progress(job: asyncio.Task[SyncSummary], events: Any) -> None:
-    columns = (TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+async def _show_progress(orc: Orchestrator, job: asyncio.Task[SyncSummary], events: Any) -> None:
+    """A bar of finished / queued runs, and the queue's ETA from the quotas (every second)."""
+    columns = (
+        TextColumn("syncing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[eta]}"),
+    )
     with Progress(*columns, console=out, transient=True) as progress:
-        bar = progress.add_task("sync", total=None)
+        bar = progress.add_task("sync", total=None, eta="")
         queued = finished = 0
+        eta_due = orc.clock.now()
         while not job.done():
             getter = asyncio.create_task(events.get())
             await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
@@ -153,8 +162,12 @@ async def _show_progress(job: asyncio.Task[SyncSummary], events: Any) -> None:
             elif event.type in _FINAL_EVENTS:
                 finished += 1
             progress.update(bar, total=max(queued, finished) or None, completed=finished)
+            if orc.clock.now() >= eta_due:
+                eta_due = orc.clock.now() + ETA_EVERY
+                progress.update(bar, eta=eta_line(await orc.eta()))
 
 
+ETA_EVERY = timedelta(seconds=1)
 _FINAL_EVENTS = {f"run.{state.value}" for state in RunState if state.terminal}
 
 
@@ -202,7 +215,7 @@ def status(
         async with orc:
             if target is not None:
                 return await views.target_status(orc.store, orc.sources, target)
-            return await views.sync_status(orc.store, orc.sources, orc.clock.now())
+            return await orc.sync_status()
 
     document = _run(read)
     if as_json:

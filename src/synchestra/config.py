@@ -394,6 +394,9 @@ class Config(_Model):
         named = (source.group for source in self.sources if source.group is not None)
         return sorted({name for name in named if name not in configured})
 
+    def knows_api(self, name: str) -> bool:
+        return name in DEFAULT_APIS or any(api.name == name for api in self.apis)
+
     def api(self, name: str) -> ApiConfig:
         """The configured API of that name, else the built-in default."""
         for api in self.apis:

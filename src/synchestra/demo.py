@@ -20,7 +20,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from synchestra import views
 from synchestra.api import create_app
 from synchestra.display import print_sources
 from synchestra.models import Target
@@ -181,7 +180,7 @@ async def run_demo(
                     await _serve_for(orc, duration, port, console, visitor)
                 finally:
                     publishing.cancel()
-            document = await views.sync_status(orc.store, orc.sources, orc.clock.now())
+            document = await orc.sync_status()
         print_sources(console, document)
         _print_counters(console, simulator.counters())
     command = _command_name()

@@ -28,7 +28,9 @@ from synchestra.clock import Clock
 from synchestra.config import Config
 from synchestra.context import SourceLogger, SyncContext
 from synchestra.errors import NotConfigured
+from synchestra.eta import CostBook
 from synchestra.events import EventBus, iso
+from synchestra.http import CURRENT_TALLY, RequestTally
 from synchestra.models import Enqueued, Mode, Outcome, Run, RunState
 from synchestra.sources import SourceSpec
 from synchestra.store import ChangeCounts, Claimed, ClaimLimits, PairStatus, Store, Turn
@@ -94,6 +96,8 @@ class Dispatcher:
         self._cancel_reason: dict[int, RunState] = {}
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self._health = health.HealthTracker()
+        self.costs = CostBook()
+        """What a run of each API costs (requests, seconds), learnt for the ETA."""
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -316,8 +320,14 @@ class Dispatcher:
 
     async def _execute(self, claimed: Claimed) -> None:
         run = claimed.run
+        tally = RequestTally()
+        CURRENT_TALLY.set(tally)  # this task's context only: counts this run's requests
+        started = self.clock.now()
         try:
             outcome = await self._attempt(claimed)
+            if outcome.state in (RunState.SUCCEEDED, RunState.FAILED) or outcome.retry_at:
+                seconds = (self.clock.now() - started).total_seconds()
+                self.costs.observe(run.api, tally.count, seconds)
         except asyncio.CancelledError:
             reason = self._cancel_reason.pop(run.id, RunState.INTERRUPTED)
             message = "cancelled" if reason is RunState.CANCELLED else "interrupted: shutting down"

@@ -43,6 +43,26 @@ def print_sources(out: Console, document: Mapping[str, Any]) -> None:
     for row in document["sources"]:
         if row["error"]:
             out.print(f"{row['source']}: {row['error']}", markup=False, highlight=False)
+    if "eta" in document and document["eta"]["runs_left"]:
+        out.print(eta_line(document["eta"]), markup=False, highlight=False)
+
+
+def eta_line(eta: Mapping[str, Any]) -> str:
+    """``queue: 900 runs left, empty in ~45s (datahub 45s rate, qcmobile 6s rate)``."""
+    apis = ", ".join(
+        f"{api} {_seconds(item['seconds'])} {item['bound']}"
+        for api, item in eta["by_api"].items()
+        if item["runs_left"]
+    )
+    return f"queue: {eta['runs_left']} runs left, empty in {_seconds(eta['seconds'])} ({apis})"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    if value < 90:
+        return f"~{value:.0f}s"
+    return f"~{value / 60:.0f}m" if value < 5400 else f"~{value / 3600:.1f}h"
 
 
 def short_time(value: str | None) -> str:

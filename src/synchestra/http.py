@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -84,6 +85,18 @@ def retry_after_delay(value: str | None, now: datetime) -> timedelta:
     return min(max(instant - now, timedelta(0)), MAX_RETRY_AFTER)
 
 
+class RequestTally:
+    """Requests sent on behalf of one run (see :data:`CURRENT_TALLY`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+CURRENT_TALLY: ContextVar[RequestTally | None] = ContextVar("synchestra_tally", default=None)
+"""Set by the dispatcher around a run, so that its requests are counted whichever
+client sends them: the API's client is shared by every run using the API."""
+
+
 class LimitedTransport(httpx.AsyncBaseTransport):
     """A transport that keeps to an :class:`ApiLimiter` and honours 429 Retry-After.
 
@@ -126,11 +139,14 @@ class LimitedTransport(httpx.AsyncBaseTransport):
     async def _send_in_slot(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the raw body, all while holding a limiter slot."""
         async with self.limiter.slot():
+            if (tally := CURRENT_TALLY.get()) is not None:
+                tally.count += 1
             response = await self._inner.handle_async_request(request)
             try:
                 body = await _read_raw(response)
             finally:
                 await response.aclose()
+        self.limiter.observe(response.status_code)
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,

@@ -107,11 +107,24 @@ def _api_families(stats: dict[str, dict[str, int]]) -> Iterator[Metric]:
     peak = GaugeMetricFamily(
         "synchestra_api_peak_in_flight", "Most requests in flight at once, per API.", labels=["api"]
     )
+    allowed = GaugeMetricFamily(
+        "synchestra_api_allowed_requests_per_period",
+        "Requests per period the API's limiter allows now: its rate, or less after a backoff.",
+        labels=["api"],
+    )
+    backoffs = CounterMetricFamily(
+        "synchestra_api_backoffs",
+        "Times the API's rate was halved (a 429 or a burst of server errors).",
+        labels=["api"],
+    )
     for api, numbers in sorted(stats.items()):
         requests.add_metric([api], numbers.get("requests", 0))
         throttled.add_metric([api], numbers.get("http_429", 0))
         peak.add_metric([api], numbers.get("peak_in_flight", 0))
-    yield from (requests, throttled, peak)
+        backoffs.add_metric([api], numbers.get("backoffs", 0))
+        if "allowed" in numbers:  # only APIs with a rate
+            allowed.add_metric([api], numbers["allowed"])
+    yield from (requests, throttled, peak, allowed, backoffs)
 
 
 class _SnapshotCollector(Collector):

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import httpx
 
+from synchestra import views
 from synchestra.apis import Apis
 from synchestra.clock import Clock, SystemClock
 from synchestra.config import Config, load_config
@@ -22,6 +23,7 @@ from synchestra.connectors import SourceFunction
 from synchestra.dispatcher import Dispatcher
 from synchestra.durations import parse_duration
 from synchestra.errors import ConfigError, InputError, UnknownSource, UnknownTarget
+from synchestra.eta import estimate
 from synchestra.events import EventBus
 from synchestra.models import Enqueued, Mode, Run, RunRequest, RunState, Target, validate_target_key
 from synchestra.redact import Redactor
@@ -299,6 +301,23 @@ class Orchestrator:
         for target in targets:
             validate_target_key(target.key)
         await self.store.put_targets(targets, self.clock.now())
+
+    async def sync_status(self) -> dict[str, Any]:
+        """``GET /api/sync/status``'s document, with the queue's ETA (``eta``)."""
+        document = await views.sync_status(self.store, self.sources, self.clock.now())
+        return {**document, "eta": await self.eta()}
+
+    async def eta(self) -> dict[str, Any]:
+        """When the queue should be empty, from the backlog and the APIs' quotas (see eta.py)."""
+        backlogs = await self.store.backlog()
+        known = {api for api in backlogs if api is not None and self.config.knows_api(api)}
+        return estimate(
+            backlogs,
+            {api: self.apis.limiter(api) for api in known},
+            self.dispatcher.costs,
+            workers=self.config.engine.workers,
+            now=self.clock.now(),
+        )
 
     def limiter_stats(self) -> dict[str, dict[str, int]]:
         """Per API: requests started, 429s received, peak requests in flight."""

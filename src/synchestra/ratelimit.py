@@ -11,7 +11,20 @@ The rate is a *sliding log*, not a token bucket: a token bucket that starts full
 lets ``N`` requests through at once and then refills, which exceeds "``N`` per
 period" in the first window. Keeping the last ``N`` start times and admitting a
 start only once the oldest of them is a full period old guarantees that no
-window of ``period`` ever holds more than ``N`` starts.
+window of ``period`` ever holds more than ``N`` starts. The period is lengthened
+by a small ``guard`` (10 ms by default): the provider counts arrivals, not our
+starts, and a few milliseconds of jitter between the two would otherwise put
+``N + 1`` arrivals in one of its windows now and then.
+
+**Shared backoff (AIMD).** When the provider's real limit is lower than the
+configured one, the limiter finds it: the number of requests it allows per
+period (``allowed``) halves on a 429, or on a burst of server errors (3 within
+one period), at most once per period so that the answers to requests already in
+flight count as one signal; then, after each full period without a decrease,
+it grows again by a tenth of the configured rate (at least 1), never above the
+configured rate. Every source and target using the API shares the limiter, so
+they slow down and recover together. A 429's ``Retry-After`` also pauses the
+API (:meth:`ApiLimiter.pause_until`).
 """
 
 from __future__ import annotations
@@ -20,10 +33,15 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from synchestra.clock import Clock, sleep_until
 from synchestra.durations import Rate
+
+DEFAULT_GUARD = timedelta(milliseconds=10)
+SERVER_ERRORS = frozenset({500, 502, 503, 504})
+SERVER_ERROR_BURST = 3
+"""Server errors within one period that count as a burst (a signal to slow down)."""
 
 
 class ApiLimiter:
@@ -35,7 +53,15 @@ class ApiLimiter:
     cancelling a waiter safe: it leaves neither a start in the log nor a held slot.
     """
 
-    def __init__(self, name: str, rate: Rate | None, concurrency: int | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        rate: Rate | None,
+        concurrency: int | None,
+        clock: Clock,
+        *,
+        guard: timedelta = DEFAULT_GUARD,
+    ) -> None:
         if rate is not None and (rate.requests < 1 or rate.period.total_seconds() <= 0):
             raise ValueError(f"api {name!r}: rate must allow at least one request per period")
         if concurrency is not None and concurrency < 1:
@@ -44,7 +70,14 @@ class ApiLimiter:
         self.rate = rate
         self.concurrency = concurrency
         self.clock = clock
+        self.guard = guard
         self._starts: deque[datetime] = deque(maxlen=rate.requests if rate else 0)
+        self.allowed = rate.requests if rate else 0
+        """Requests allowed per period now: the configured rate, or less after a backoff."""
+        self._last_decrease: datetime | None = None
+        self._last_change: datetime | None = None  # the last decrease or increase step
+        self._server_errors: deque[datetime] = deque(maxlen=SERVER_ERROR_BURST)
+        self.backoffs = 0
         self._paused_until: datetime | None = None
         self._in_flight = 0
         self._turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in order
@@ -85,19 +118,55 @@ class ApiLimiter:
             self._paused_until = instant
 
     def throttled(self, until: datetime) -> None:
-        """Record an HTTP 429 from the API and pause every user of it until ``until``."""
+        """Record an HTTP 429 from the API: pause every user of it until ``until``, slow down."""
         self.http_429 += 1
         self.pause_until(until)
+        self._decrease(self.clock.now())
+
+    def observe(self, status: int) -> None:
+        """Learn from a response's status: a burst of server errors slows the API down."""
+        if status not in SERVER_ERRORS or self.rate is None:
+            return
+        now = self.clock.now()
+        self._server_errors.append(now)
+        burst = len(self._server_errors) == SERVER_ERROR_BURST
+        if burst and now - self._server_errors[0] < self.rate.period:
+            self._server_errors.clear()
+            self._decrease(now)
+
+    def _decrease(self, now: datetime) -> None:
+        """Halve ``allowed``, once per period whatever the number of signals in it."""
+        if self.rate is None or self._in_same_period(now):
+            return
+        self.allowed = max(1, self.allowed // 2)
+        self._last_decrease = self._last_change = now
+        self.backoffs += 1
+
+    def _recover(self, now: datetime) -> None:
+        """Additive increase: one step per full period since the last change."""
+        if self.rate is None or self.allowed >= self.rate.requests or self._last_change is None:
+            return
+        periods = int((now - self._last_change) / self.rate.period)
+        if periods > 0:
+            step = max(1, self.rate.requests // 10)
+            self.allowed = min(self.rate.requests, self.allowed + periods * step)
+            self._last_change += periods * self.rate.period
+
+    def _in_same_period(self, now: datetime) -> bool:
+        assert self.rate is not None
+        return self._last_decrease is not None and now - self._last_decrease < self.rate.period
 
     def available_at(self, now: datetime) -> datetime:
         """The earliest instant a new request may start by rate and pause (not concurrency)."""
         earliest = now
         if self._paused_until is not None and self._paused_until > earliest:
             earliest = self._paused_until
-        if self.rate is not None and len(self._starts) >= self.rate.requests:
-            by_rate = self._starts[0] + self.rate.period
-            if by_rate > earliest:
-                earliest = by_rate
+        if self.rate is not None:
+            self._recover(now)
+            if len(self._starts) >= self.allowed:
+                by_rate = self._starts[-self.allowed] + self.rate.period + self.guard
+                if by_rate > earliest:
+                    earliest = by_rate
         return earliest
 
     def has_room(self, now: datetime) -> bool:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from synchestra import views
 from synchestra.api.errors import ApiError
 from synchestra.api.schemas import (
     FullSyncRequest,
@@ -46,7 +45,7 @@ def sync_router(orc: Orchestrator) -> APIRouter:
 
     @router.get("/api/sync/status", response_model=SyncStatus, summary="per-source status")
     async def sync_status() -> dict[str, Any]:
-        return await views.sync_status(orc.store, orc.sources, orc.clock.now())
+        return await orc.sync_status()
 
     @router.post(
         "/api/sync",

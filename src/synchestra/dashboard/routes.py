@@ -109,7 +109,7 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
 
     async def _page_context(request: Request) -> dict[str, Any]:
         return {
-            "status": await views.sync_status(orc.store, orc.sources, orc.clock.now()),
+            "status": await orc.sync_status(),
             "grid": await _grid("", 1),
             "timeline": await _timeline(TIMELINE_SPANS[0], _default_lanes()),
             "spans": TIMELINE_SPANS,
@@ -120,7 +120,7 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
     async def sources_fragment(request: Request) -> Response:
         if refused := denied(request):
             return refused
-        status = await views.sync_status(orc.store, orc.sources, orc.clock.now())
+        status = await orc.sync_status()
         return render(request, "_sources.html", status=status)
 
     async def _grid(search: str, page_number: int) -> grid.Grid:

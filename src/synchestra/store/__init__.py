@@ -18,6 +18,7 @@ from typing import Any, Self
 from sqlalchemy import Row, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from synchestra.eta import Backlog
 from synchestra.models import (
     Enqueued,
     Outcome,
@@ -219,6 +220,22 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return {(row.source, row.state): int(row.n) for row in await conn.execute(statement)}
+
+    async def backlog(self) -> dict[str | None, Backlog]:
+        """Queued and running runs per API (None: sources without an API)."""
+        statement = (
+            select(runs.c.api, runs.c.state, func.count().label("n"))
+            .where(runs.c.state.in_([RunState.QUEUED.value, RunState.RUNNING.value]))
+            .group_by(runs.c.api, runs.c.state)
+        )
+        counts: dict[str | None, dict[str, int]] = {}
+        async with self.engine.connect() as conn:
+            for row in await conn.execute(statement):
+                counts.setdefault(row.api, {})[row.state] = int(row.n)
+        return {
+            api: Backlog(queued=states.get("queued", 0), running=states.get("running", 0))
+            for api, states in counts.items()
+        }
 
     async def next_due(self) -> datetime | None:
         """The earliest ``not_before`` among queued runs that are not due yet."""
