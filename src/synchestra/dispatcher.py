@@ -372,15 +372,9 @@ class Dispatcher:
             clock=self.clock,
             rng=self.rng,
             redactor=self.apis.redactor,
-            finish_success=self._apply_deletes,
         )
         self._changes[run.id] = dict(ctx.changes)
         return outcome
-
-    async def _apply_deletes(self, ctx: SyncContext) -> None:
-        for kind in ctx.pending_deletes:
-            deleted = await self.store.mark_missing_deleted(ctx.scope(kind), self.clock.now())
-            ctx.changes.setdefault(kind, ChangeCounts()).deleted += deleted
 
     # --- events ------------------------------------------------------------
 
@@ -396,7 +390,9 @@ class Dispatcher:
             if outcome.run.id in cancelled:  # asked to cancel while it ran
                 self.announce_cancelled(outcome.run)
             else:
-                self._announce_outcome(outcome, now)
+                self._announce_outcome(
+                    turn.recorded.get(outcome.run.id, outcome), now, turn.deleted
+                )
         for absorbed, into in turn.merged:
             self.bus.publish(
                 "run.cancelled", now, id=str(absorbed), error=f"merged into run {into}"
@@ -406,7 +402,9 @@ class Dispatcher:
         for change in self._health.observe(outcomes, self.sources, now):
             self.bus.publish("health.changed", now, **change)
 
-    def _announce_outcome(self, outcome: Outcome, now: datetime) -> None:
+    def _announce_outcome(
+        self, outcome: Outcome, now: datetime, deletions: Mapping[int, Mapping[str, int]]
+    ) -> None:
         run = outcome.run
         fields = run_fields(run)
         if outcome.retry_at is not None:
@@ -420,6 +418,8 @@ class Dispatcher:
             )
             return
         changes = self._changes.pop(run.id, {})
+        for kind, deleted in deletions.get(run.id, {}).items():
+            changes.setdefault(kind, ChangeCounts()).deleted += deleted
         if outcome.state is RunState.SUCCEEDED:
             for kind, counts in changes.items():
                 if counts.created or counts.updated or counts.deleted:

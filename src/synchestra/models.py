@@ -139,3 +139,7 @@ class Outcome:
     watermark: Any = None
     watermark_set: bool = False
     full_run: bool = False
+    deletes: tuple[Any, ...] = ()
+    """Record scopes (:class:`~synchestra.store.RecordScope`) whose records this
+    attempt did not see are marked deleted, in the transaction that records the
+    success: a run that fails, or ends otherwise, deletes nothing."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -67,13 +67,11 @@ async def attempt(
     clock: Clock,
     rng: random.Random,
     redactor: Redactor,
-    finish_success: Callable[[SyncContext], Awaitable[None]],
 ) -> Outcome:
     """Run ``spec`` once with ``ctx``; never raises except on cancellation."""
     run = ctx.run
     try:
         returned = await with_timeout(spec.function(ctx), spec.timeout, clock)
-        await finish_success(ctx)
     except NotConfigured as error:
         return Outcome(run, RunState.SKIPPED, clock.now(), error=describe(error, redactor))
     except Exception as error:  # isolation: any failure is this run's alone
@@ -86,6 +84,7 @@ async def attempt(
         watermark=ctx.watermark,
         watermark_set=ctx.watermark_changed,
         full_run=ctx.mode.value == "full",
+        deletes=tuple(ctx.scope(kind) for kind in ctx.pending_deletes),
     )
 
 

@@ -384,6 +384,10 @@ class Turn:
     """Runs queued again for interrupted ones."""
     cancelled: list[int] = field(default_factory=list)
     """Runs that would have retried but were asked to cancel: they ended ``cancelled``."""
+    deleted: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Records marked deleted by a run's success: run id -> kind -> how many."""
+    recorded: dict[int, Outcome] = field(default_factory=dict)
+    """Outcomes recorded with a changed result (the deletions counted), by run id."""
 
 
 async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta) -> Turn:
@@ -411,9 +415,26 @@ async def _complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: t
                 turn.requeued.append(again)
         else:
             ended.append(outcome)
+    ended = [await _apply_deletes(conn, outcome, turn) for outcome in ended]
     await queue.finish_many(conn, ended)
     await status.record_outcomes(conn, ended)
     return turn
+
+
+async def _apply_deletes(conn: AsyncConnection, outcome: Outcome, turn: Turn) -> Outcome:
+    """Mark deleted what a successful full attempt did not see; count it in its result."""
+    if outcome.state is not RunState.SUCCEEDED or not outcome.deletes:
+        return outcome
+    deleted = {
+        scope.kind: await records.mark_missing_deleted(conn, scope, outcome.finished_at)
+        for scope in outcome.deletes
+    }
+    result = dict(outcome.result)
+    result["deleted"] = int(result.get("deleted", 0)) + sum(deleted.values())
+    recorded = replace(outcome, result=result)
+    turn.deleted[outcome.run.id] = deleted
+    turn.recorded[outcome.run.id] = recorded
+    return recorded
 
 
 async def _finish(conn: AsyncConnection, outcome: Outcome) -> None:
