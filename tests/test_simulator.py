@@ -428,6 +428,15 @@ async def test_bursts_fail_the_next_requests_then_recover(
     assert sim.counters()["erp"].faults == {"burst": 3}
 
 
+async def test_a_burst_can_start_after_some_good_requests(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    url = f"{sim.base_url('erp')}/api/orders"
+    sim.fail_next("erp", 1, status=502, after=2)  # the third request: page 3 of a read
+    assert [(await client.get(url)).status_code for _ in range(4)] == [200, 200, 502, 200]
+    assert sim.counters()["erp"].faults == {"burst": 1}
+
+
 async def test_random_errors_come_from_the_seeded_rng(client: httpx.AsyncClient) -> None:
     config = CONFIG.with_api("erp", ApiConfig(faults=FaultConfig(error_rate=0.5)))
     runs = []
@@ -541,6 +550,19 @@ async def test_erp_updated_since_and_mutations(sim: Simulator, client: httpx.Asy
     assert [r["id"] for r in fresh] == [3, 26]
     everything, _ = await fetch_all(client, sim, "orders", "offset", 10)
     assert 4 not in {r["id"] for r in everything} and len(everything) == 25
+
+
+async def test_erp_update_with_an_explicit_stamp_reuses_that_instant(
+    sim: Simulator, client: httpx.AsyncClient
+) -> None:
+    first = sim.erp.update("orders", 1, {"status": "shipped"})
+    stamp = datetime.fromisoformat(first["updated_at"].replace("Z", "+00:00"))
+    same = sim.erp.update("orders", 2, {"status": "shipped"}, stamp=stamp)
+    assert same["updated_at"] == first["updated_at"]
+    recent, _ = await fetch_all(client, sim, "orders", "cursor", 10, updated_since=str(stamp))
+    assert [r["id"] for r in recent] == [1, 2]
+    later = sim.erp.update("orders", 3, {"status": "shipped"})
+    assert later["updated_at"] > first["updated_at"]  # fresh stamps stay after it
 
 
 async def test_erp_bad_parameters_are_400_and_unknown_collections_404(

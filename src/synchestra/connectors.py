@@ -24,6 +24,7 @@ BUILTINS: dict[str, str] = {
     "fmcsa.csa_scores": "synchestra.fmcsa.csa_scores:csa_scores",
     "fmcsa.violations": "synchestra.fmcsa.violations:violations",
     "fmcsa.inspections": "synchestra.fmcsa.inspections:inspections",
+    "http.collection": "synchestra.collection:collection",
 }
 """Built-in connector name -> ``module:function`` (filled in as connectors land)."""
 

@@ -4,7 +4,8 @@ Records are seeded deterministically; :meth:`ErpStore.create`,
 :meth:`~ErpStore.update` and :meth:`~ErpStore.delete` change them the way a
 busy ERP would, each change stamping ``updated_at`` strictly later than every
 stamp before it (so an incremental sync always sees it, even within one
-second or with a wall clock behind the seeded data).
+second or with a wall clock behind the seeded data), unless a test passes
+an explicit ``stamp`` to :meth:`~ErpStore.update` to reuse an instant.
 """
 
 from __future__ import annotations
@@ -84,13 +85,26 @@ class ErpStore:
         table[record_id] = record
         return dict(record)
 
-    def update(self, collection: str, record_id: int, fields: Mapping[str, Any]) -> Record:
-        """Change fields of a record (not its id) and advance its ``updated_at``."""
+    def update(
+        self,
+        collection: str,
+        record_id: int,
+        fields: Mapping[str, Any],
+        *,
+        stamp: datetime | None = None,
+    ) -> Record:
+        """Change fields of a record (not its id) and advance its ``updated_at``.
+
+        ``stamp`` sets ``updated_at`` to exactly that instant instead, even one
+        already used: two changes within the same second of a busy ERP, which
+        an incremental client must not lose.
+        """
         table = self._table(collection)
         if record_id not in table:
             raise KeyError(f"{collection} has no record {record_id}")
         changes = {k: v for k, v in fields.items() if k not in ("id", "updated_at")}
-        table[record_id] = {**table[record_id], **changes, "updated_at": self._stamp()}
+        when = self._stamp() if stamp is None else self._restamp(stamp)
+        table[record_id] = {**table[record_id], **changes, "updated_at": when}
         return dict(table[record_id])
 
     def delete(self, collection: str, record_id: int) -> None:
@@ -105,6 +119,12 @@ class ErpStore:
             return self._data[collection]
         except KeyError:
             raise UnknownCollection(collection) from None
+
+    def _restamp(self, stamp: datetime) -> str:
+        """``stamp`` as ``updated_at``; later fresh stamps stay after it."""
+        moment = stamp.astimezone(UTC).replace(microsecond=0)
+        self._last_stamp = max(moment, self._last_stamp)
+        return iso_z(moment)
 
     def _stamp(self) -> str:
         """Now (to the second), but always at least a second after the last stamp."""

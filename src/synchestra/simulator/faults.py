@@ -24,10 +24,14 @@ class Fault:
 
 @dataclass
 class Burst:
-    """Requests still to fail: ``remaining`` of them with ``status``."""
+    """Requests still to fail: ``remaining`` of them with ``status``, after ``skip`` good ones.
+
+    ``skip`` lets a test fail, say, the third page of a read and no other.
+    """
 
     remaining: int = 0
     status: int = 503
+    skip: int = 0
 
 
 def choose_fault(
@@ -39,7 +43,9 @@ def choose_fault(
     for aimed in faults.targets:
         if target is not None and aimed.target == target:
             return Fault(aimed.kind, aimed.status, "target")
-    if burst.remaining > 0:
+    if burst.remaining > 0 and burst.skip > 0:
+        burst.skip -= 1
+    elif burst.remaining > 0:
         burst.remaining -= 1
         return Fault("status", burst.status, "burst")
     return _random_fault(faults, rng)

@@ -43,9 +43,9 @@ class ApiRuntime:
         self.counters.reset()
         self.configure(self.config)
 
-    def fail_next(self, count: int, status: int = 503) -> None:
-        """Make the next ``count`` requests fail with ``status`` (a 5xx burst)."""
-        self.burst = Burst(count, status)
+    def fail_next(self, count: int, status: int = 503, after: int = 0) -> None:
+        """Fail ``count`` requests with ``status`` (a 5xx burst) once ``after`` more succeed."""
+        self.burst = Burst(count, status, after)
 
     def release_held(self) -> None:
         """Wake the requests held now; later holds wait on a fresh event."""

@@ -107,9 +107,12 @@ class Simulator:
         """Swap one API's config while running (e.g. turn a fault on mid-test)."""
         self._runtimes[api].configure(config)
 
-    def fail_next(self, api: ApiName, count: int, status: int = 503) -> None:
-        """Make the next ``count`` requests to ``api`` fail with ``status``."""
-        self._runtimes[api].fail_next(count, status)
+    def fail_next(self, api: ApiName, count: int, status: int = 503, after: int = 0) -> None:
+        """Make ``count`` requests to ``api`` fail with ``status``, after ``after`` more succeed.
+
+        ``after=2`` fails the third request from now: page 3 of a paged read.
+        """
+        self._runtimes[api].fail_next(count, status, after)
 
     def release_held(self, api: ApiName | None = None) -> None:
         """End every request a timeout fault holds now (they answer 504 at once)."""
