@@ -35,7 +35,7 @@ from synchestra.context import SyncContext
 from synchestra.durations import parse_duration
 from synchestra.errors import ConfigError, SyncError
 from synchestra.events import iso
-from synchestra.fmcsa.transport import ApiError, decode_json, get, server_text, try_json
+from synchestra.fetch import ApiError, decode_json, get, server_text, try_json
 from synchestra.models import Mode
 
 MAX_PAGES = 100_000
@@ -273,7 +273,7 @@ class Page:
 
 async def fetch(ctx: SyncContext, api: str, spec: Spec, request: Request, number: int) -> Page:
     """One page: GET, error statuses with the API's own message, the records list."""
-    response = await get(ctx, api, request.url, request.query)
+    response = await get(ctx.http, api, request.url, request.query)
     if not response.is_success:
         raise ApiError(response.status_code, api, _detail(try_json(response)))
     body = decode_json(response, api)

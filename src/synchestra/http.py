@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from synchestra.errors import HTTPFailure, NotConfigured, RetryableError, SyncError
+from synchestra.errors import HTTPFailure, NotConfigured
+from synchestra.fetch import decode_json, get
 from synchestra.httplog import mask_httpx_request_log
 from synchestra.ratelimit import ApiLimiter
 from synchestra.redact import Redactor
@@ -219,13 +220,7 @@ async def get_json(
     errors :class:`RetryableError`, a body that is not JSON a plain (final)
     :class:`SyncError`. Messages name the API, never the URL.
     """
-    try:
-        response = await client.get(url, params=params)
-    except httpx.TransportError as exc:
-        raise RetryableError(f"network error from {api}: {type(exc).__name__}") from exc
+    response = await get(client, api, url, params)
     if response.status_code >= 400:
         raise HTTPFailure(response.status_code, api)
-    try:
-        return response.json()
-    except ValueError as exc:  # JSONDecodeError, or a body that is not valid text
-        raise SyncError(f"invalid JSON from {api}") from exc
+    return decode_json(response, api)

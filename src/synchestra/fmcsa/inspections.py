@@ -25,10 +25,11 @@ import httpx
 
 from synchestra.context import SyncContext
 from synchestra.errors import SyncError
+from synchestra.fetch import ApiError, get, server_text
 from synchestra.fmcsa.keys import dot_number
 from synchestra.fmcsa.parsing import INTEGER, PERCENT, US_DATE, Parser, clean, to_int, with_parsed
 from synchestra.fmcsa.registry import connector
-from synchestra.fmcsa.transport import ApiError, CarrierNotFound, api_name, get, server_text
+from synchestra.fmcsa.transport import CarrierNotFound, api_name
 
 API = "saferweb"
 KIND = "inspection"
@@ -78,7 +79,7 @@ async def inspections(ctx: SyncContext) -> None:
 
 async def fetch_snapshot(ctx: SyncContext, api: str, dot: str) -> dict[str, Any]:
     """The snapshot object; 404 or an empty body means the carrier is unknown."""
-    response = await get(ctx, api, f"/v2/usdot/snapshot/{dot}")
+    response = await get(ctx.http, api, f"/v2/usdot/snapshot/{dot}")
     if response.status_code == 404:
         raise CarrierNotFound(dot, api)
     if response.status_code >= 400:

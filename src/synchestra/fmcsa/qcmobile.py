@@ -15,7 +15,8 @@ import httpx
 
 from synchestra.context import SyncContext
 from synchestra.errors import RetryableError, SyncError
-from synchestra.fmcsa.transport import ApiError, CarrierNotFound, api_name, get, server_text
+from synchestra.fetch import ApiError, get, server_text
+from synchestra.fmcsa.transport import CarrierNotFound, api_name
 
 API = "qcmobile"
 _SNIFF = 4096  # how much of an HTML page to look at for the maintenance notice
@@ -30,7 +31,7 @@ async def fetch_content(ctx: SyncContext, path: str, dot: str) -> Any:
     for a 404 without a message, and :class:`SyncError` for anything not JSON.
     """
     api = api_name(ctx, API)
-    response = await get(ctx, api, path)
+    response = await get(ctx.http, api, path)
     try:
         body = response.json()
     except ValueError:

@@ -17,7 +17,7 @@ import httpx
 
 from synchestra.context import SyncContext
 from synchestra.errors import RetryableError, SyncError
-from synchestra.fmcsa.transport import ApiError, get, server_text
+from synchestra.fetch import ApiError, get, server_text
 
 API = "datahub"
 NO_RESULTS = "query.soql.no-results"  # paging past the end, on some endpoints
@@ -34,7 +34,7 @@ class Page:
 
 async def fetch_page(ctx: SyncContext, api: str, path: str, params: Mapping[str, Any]) -> Page:
     """One page of rows from ``path``; errors become synchestra errors with Socrata's message."""
-    response = await get(ctx, api, path, params)
+    response = await get(ctx.http, api, path, params)
     if response.status_code == 202:
         raise RetryableError(f"HTTP 202 from {api}: the query is still being processed")
     body = _json(response)
