@@ -24,7 +24,8 @@ import pytest
 from engine_helpers import cfg, opened, within
 from synchestra import collection
 from synchestra.clock import FakeClock
-from synchestra.collection import Paging, format_instant, parse_instant, parse_spec
+from synchestra.collection import format_instant, parse_instant
+from synchestra.collection.spec import Paging, parse_spec
 from synchestra.config import Config
 from synchestra.errors import ConfigError
 from synchestra.events import Event, Subscription
