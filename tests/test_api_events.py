@@ -5,6 +5,10 @@ endless stream is read by driving the ASGI app directly (:class:`Stream`): the
 response's chunks arrive as the app sends them and the test decides when the
 client goes away. Waits are bounded by a real-time safety net; the heartbeat
 follows the fake clock.
+
+A sync's events come from the engine working on the database, so that stream is
+tested on each database of ``database_url``; the tests that publish on the bus
+themselves never read the database and run on SQLite only (:data:`SQLITE_ONLY`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import json
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +31,7 @@ from synchestra.clock import FakeClock
 from synchestra.context import SyncContext
 from synchestra.events import EventBus
 from synchestra.orchestrator import Orchestrator
+from test_api import SQLITE_ONLY
 
 TOKEN = "s3cret-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,8 +44,8 @@ def setup(orc: Orchestrator) -> None:
 
 
 @pytest.fixture
-async def orc(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Orchestrator]:
-    async with opened(f"sqlite:///{tmp_path}/events.db", clock, setup=setup) as orchestrator:
+async def orc(database_url: str, clock: FakeClock) -> AsyncIterator[Orchestrator]:
+    async with opened(database_url, clock, setup=setup) as orchestrator:
         yield orchestrator
 
 
@@ -207,6 +211,7 @@ async def test_a_queued_sync_streams_queued_started_succeeded_in_order(
     assert seen[-1].data is not None and seen[-1].data["result"]["created"] == 1
 
 
+@SQLITE_ONLY
 async def test_types_filter_keeps_only_those_types(
     orc: Orchestrator, app: FastAPI, streams: list[Stream]
 ) -> None:
@@ -222,6 +227,7 @@ async def test_types_filter_keeps_only_those_types(
 # --- resuming ------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 async def test_last_event_id_replays_only_later_events_then_goes_live(
     orc: Orchestrator, app: FastAPI, streams: list[Stream]
 ) -> None:
@@ -239,6 +245,7 @@ async def test_last_event_id_replays_only_later_events_then_goes_live(
     assert [frame.id for frame in await by_query.frames(2)] == [first[4].id, live.id]
 
 
+@SQLITE_ONLY
 async def test_resuming_after_a_restart_does_not_swallow_new_events(
     orc: Orchestrator, app: FastAPI, streams: list[Stream]
 ) -> None:
@@ -268,6 +275,7 @@ async def test_the_generator_skips_live_events_it_already_replayed() -> None:
 # --- heartbeat and disconnection -------------------------------------------------------------
 
 
+@SQLITE_ONLY
 async def test_a_keepalive_comment_follows_the_clock(
     app: FastAPI, clock: FakeClock, streams: list[Stream]
 ) -> None:
@@ -281,6 +289,7 @@ async def test_a_keepalive_comment_follows_the_clock(
     assert clock.next_deadline == clock.now() + timedelta(seconds=HEARTBEAT)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("spec", ["2.3", "2.4"])
 async def test_a_client_that_goes_away_ends_the_stream_and_its_subscription(
     orc: Orchestrator, app: FastAPI, clock: FakeClock, streams: list[Stream], spec: str
@@ -301,6 +310,7 @@ async def test_a_client_that_goes_away_ends_the_stream_and_its_subscription(
 # --- errors ------------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 async def test_events_need_the_token_and_refuse_bad_parameters(app: FastAPI) -> None:
     async with client(app) as api:
         missing = await api.get("/api/events", headers={"Authorization": ""})

@@ -310,3 +310,27 @@ def test_relative_times_read_at_a_glance() -> None:
     assert relative(now + timedelta(minutes=3, seconds=5), now) == "in 3m"
     assert relative(now - timedelta(hours=26), now) == "1d ago"
     assert relative("2000-01-01T00:00:00Z", now).endswith("d ago")
+
+
+async def test_alerts_show_newest_first_and_on_their_target(
+    signed_in: httpx.AsyncClient, orc: Orchestrator, clock: FakeClock
+) -> None:
+    empty = (await signed_in.get("/ui/alerts")).text
+    assert "No alert yet" in empty
+    for number, target in enumerate(("dot:1", "dot:2", "dot:1")):
+        orc.bus.publish(
+            "alert.raised",
+            clock.now(),
+            source="violations",
+            target=target,
+            alert="violation.new",
+            message=f"carrier {target}: new violation V{number}",
+        )
+        for _ in range(600):  # run events must not push alerts out of their window
+            orc.bus.publish("run.progress", clock.now(), id="1", done=1, total=None)
+    html = (await signed_in.get("/ui/alerts")).text
+    assert re.findall(r"new violation (V\d)", html) == ["V2", "V1", "V0"]
+    panel = (await signed_in.get("/ui/targets/dot:1")).text
+    assert re.findall(r"new violation (V\d)", panel) == ["V2", "V0"]
+    async with browser(orc) as stranger:
+        assert (await stranger.get("/ui/alerts")).status_code == 401

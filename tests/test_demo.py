@@ -35,6 +35,11 @@ async def test_demo_syncs_the_fleet_and_stops_after_the_first_sync(tmp_path: Pat
         in text
     )
     assert "HTTP 503 from datahub" in text and "HTTP 500 from saferweb" in text
+    mirrored = re.search(
+        r"ERP mirrored: orders (\d+), customers (\d+), products \d+, prices \d+", text
+    )
+    assert mirrored is not None and int(mirrored.group(1)) > 0  # orders first (priority 4)
+    assert "(4 of 4 collections" in text
     assert "dashboard:" not in text
     assert (tmp_path / "demo" / "demo.db").exists()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -41,9 +40,8 @@ def setup(orc: Orchestrator, clock: FakeClock) -> None:
 
 
 @pytest.fixture
-async def orc(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Orchestrator]:
-    url = f"sqlite:///{tmp_path}/metrics.db"
-    async with opened(url, clock, setup=lambda orc: setup(orc, clock)) as orchestrator:
+async def orc(database_url: str, clock: FakeClock) -> AsyncIterator[Orchestrator]:
+    async with opened(database_url, clock, setup=lambda orc: setup(orc, clock)) as orchestrator:
         await orchestrator.add_targets([Target("dot:1", "Alpha"), Target("dot:2", "Beta")])
         yield orchestrator
 

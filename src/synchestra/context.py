@@ -12,9 +12,9 @@ import httpx
 from synchestra.clock import Clock
 from synchestra.errors import InputError, NotConfigured
 from synchestra.http import get_json
-from synchestra.models import Mode, Run, Target
+from synchestra.models import NO_TARGET, Mode, Run, Target
 from synchestra.redact import Redactor
-from synchestra.store import ChangeCounts, RecordScope, Store
+from synchestra.store import ChangeCounts, RecordQuery, RecordScope, Store
 
 KeySpec = str | Iterable[str] | Callable[[Mapping[str, Any]], str]
 
@@ -53,6 +53,7 @@ class SyncContext:
         api: str | None,
         on_progress: Callable[[int, int | None], None],
         log: logging.LoggerAdapter[logging.Logger],
+        last_success: datetime | None = None,
     ) -> None:
         self.run = run
         self.target = target
@@ -68,6 +69,9 @@ class SyncContext:
         self._on_progress = on_progress
         self.changes: dict[str, ChangeCounts] = {}
         self.pending_deletes: list[str] = []
+        self.last_success = last_success
+        """When this source last succeeded for this target (None: this is the first sync)."""
+        self.alerts: list[dict[str, Any]] = []
 
     @property
     def source(self) -> str:
@@ -110,6 +114,31 @@ class SyncContext:
         counts = await self._store.upsert_records(self.scope(kind), keyed, self.clock.now())
         self.changes.setdefault(kind, ChangeCounts()).add(counts)
         return counts
+
+    def alert(self, alert: str, message: str, **details: Any) -> None:
+        """Raise an alert (``alert.raised``), published only if the run succeeds.
+
+        ``alert`` names what happened (``violation.new``), ``message`` says it to
+        a person, ``details`` are JSON values.
+        """
+        self.alerts.append({"alert": alert, "message": message, **details})
+
+    async def stored(self, kind: str, *, limit: int = 10_000) -> list[Any]:
+        """The live records of ``kind`` of this target as stored now (before this run's)."""
+        found: list[Any] = []
+        cursor: str | None = None
+        while len(found) < limit:
+            query = RecordQuery(
+                kind=kind,
+                target=self.target.key if self.target else NO_TARGET,
+                limit=min(1000, limit - len(found)),
+                cursor=cursor,
+            )
+            rows, cursor = await self._store.list_records(query)
+            found.extend(rows)
+            if cursor is None:
+                break
+        return found
 
     def scope(self, kind: str) -> RecordScope:
         """The records of ``kind`` this attempt writes."""

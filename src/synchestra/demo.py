@@ -10,7 +10,9 @@ those runs fail, everything else succeeds.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import random
 import secrets
 import shutil
 import sys
@@ -38,6 +40,8 @@ from synchestra.simulator import (
     run_simulator,
 )
 from synchestra.summary import SyncSummary
+
+FMCSA_SOURCES = ("carrier", "csa_scores", "violations", "inspections")
 
 CONFIG = """\
 # Written by `synchestra demo`; the simulator it points at runs only during the demo.
@@ -106,7 +110,50 @@ offset = "15s"
 spread = "10s"
 priority = 2
 retry = {{ attempts = 2, backoff = "1s", max_backoff = "2s" }}
+
+# The ERP mirror (docs/collection.md): one sync at a time in the `erp` group,
+# priorities orders 4 > customers 3 > products 2 > prices 1, staggered by offset.
+[[apis]]
+name = "erp"
+base_url = "{erp}"
+
+[[groups]]
+name = "erp"
+max_running = 1
+{erp_sources}"""
+
+PAGES = """records = "data"
+paging = { style = "page", param = "page", size_param = "per_page", size = 100 }"""
+OFFSETS = """records = "data"
+paging = { style = "offset", param = "offset", size_param = "limit", size = 100 }"""
+CURSOR = """records = "data"
+paging = { style = "cursor", param = "cursor", next = "meta.next_cursor" }
+params = { limit = 100 }"""
+LINKS = """paging = { style = "link" }
+params = { style = "link", per_page = 100 }"""
+ERP_SOURCE = """
+[[sources]]
+name = "{name}"
+connector = "http.collection"
+api = "erp"
+group = "erp"
+every = "{every}"
+offset = "{offset}"
+priority = {priority}
+
+[sources.params]
+path = "/api/{name}"
+kind = "{kind}"
+key = "id"
+{reading}
+watermark = {{ field = "updated_at", param = "updated_since", lag = "2s" }}
 """
+ERP_COLLECTIONS = (  # name, kind, every, offset, priority, how its pages are read
+    ("orders", "order", "15s", "0s", 4, CURSOR),
+    ("customers", "customer", "30s", "0s", 3, PAGES),
+    ("products", "product", "30s", "15s", 2, OFFSETS),
+    ("prices", "price", "60s", "45s", 1, LINKS),
+)
 
 
 def simulator_config(carriers: int) -> SimulatorConfig:
@@ -141,8 +188,14 @@ def demo_environ() -> dict[str, str]:
 def write_config(folder: Path, simulator: Simulator) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "synchestra.toml"
-    urls = {api: simulator.base_url(api) for api in ("qcmobile", "datahub", "saferweb")}
-    path.write_text(CONFIG.format(path=path, **urls))
+    urls = {api: simulator.base_url(api) for api in ("qcmobile", "datahub", "saferweb", "erp")}
+    erp_sources = "".join(
+        ERP_SOURCE.format(
+            name=name, kind=kind, every=every, offset=offset, priority=priority, reading=reading
+        )
+        for name, kind, every, offset, priority, reading in ERP_COLLECTIONS
+    )
+    path.write_text(CONFIG.format(path=path, erp_sources=erp_sources, **urls))
     return path
 
 
@@ -171,15 +224,15 @@ async def run_demo(
                     for dot in simulator.data.dots
                 ]
             )
-            summary = await orc.sync(all_targets=True)
-            _print_first_sync(console, summary)
+            _print_first_sync(console, await orc.sync(FMCSA_SOURCES, all_targets=True))
+            _print_mirror(console, await orc.sync([name for name, *_ in ERP_COLLECTIONS]))
             if duration > 0:
                 await _build_basic_history(orc, simulator)
-                publishing = asyncio.create_task(_publish_sms_runs(simulator))
+                changing = asyncio.create_task(_keep_changing(simulator))
                 try:
                     await _serve_for(orc, duration, port, console, visitor)
                 finally:
-                    publishing.cancel()
+                    changing.cancel()
             document = await orc.sync_status()
         print_sources(console, document)
         _print_counters(console, simulator.counters())
@@ -189,8 +242,10 @@ async def run_demo(
     return 0
 
 
-SMS_RUN_EVERY = 60.0
-"""Seconds between two simulated monthly SMS runs while the demo serves."""
+CHANGE_EVERY = 10.0
+"""Seconds between two rounds of changes in the simulated ERP while the demo serves."""
+SMS_RUN_EVERY = 6
+"""Rounds of ERP changes between two simulated monthly SMS runs (new BASIC values)."""
 
 
 async def _build_basic_history(orc: Orchestrator, simulator: Simulator) -> None:
@@ -200,11 +255,23 @@ async def _build_basic_history(orc: Orchestrator, simulator: Simulator) -> None:
         await orc.sync(["csa_scores"], all_targets=True)
 
 
-async def _publish_sms_runs(simulator: Simulator) -> None:
-    """A new SMS run now and then: csa_scores then records new BASIC states, live."""
-    while True:
-        await asyncio.sleep(SMS_RUN_EVERY)
-        simulator.data.advance_sms_run()
+async def _keep_changing(simulator: Simulator) -> None:
+    """The world moves on while the demo serves, so the mirror has changes to find.
+
+    Every round: a new order and two price changes in the ERP, a product
+    discontinued every third round; now and then a new SMS run (new BASIC values).
+    """
+    rng = random.Random(2026)
+    for round_ in itertools.count(1):
+        await asyncio.sleep(CHANGE_EVERY)
+        erp = simulator.erp
+        erp.create("orders", {"customer_id": rng.randint(1, 50), "total": rng.randint(10, 999)})
+        for price in rng.sample(erp.records("prices"), k=2):
+            erp.update("prices", price["id"], {"amount": f"{rng.randint(100, 50_000) / 100:.2f}"})
+        if round_ % 3 == 0 and (products := erp.records("products")):
+            erp.delete("products", rng.choice(products)["id"])
+        if round_ % SMS_RUN_EVERY == 0:
+            simulator.data.advance_sms_run()
 
 
 async def _serve_for(
@@ -244,11 +311,19 @@ def _print_first_sync(console: Console, summary: SyncSummary) -> None:
             console.print(f"  {unit['target']} {error['source']}: {error['error']}")
 
 
+def _print_mirror(console: Console, summary: SyncSummary) -> None:
+    counts = ", ".join(f"{run.source} {run.result.get('created', 0)}" for run in summary.runs)
+    console.print(
+        f"ERP mirrored: {counts} records ({summary.succeeded} of {summary.total} collections; "
+        "one at a time, orders first)"
+    )
+
+
 def _print_counters(console: Console, counters: Mapping[ApiName, ApiCounters]) -> None:
     table = Table(title="what the simulated APIs saw", show_edge=False)
     for column in ("api", "requests", "429 sent", "peak concurrency"):
         table.add_column(column)
-    for api in ("qcmobile", "datahub", "saferweb"):
+    for api in ("qcmobile", "datahub", "saferweb", "erp"):
         seen = counters[api]
         table.add_row(
             api, str(seen.requests), str(seen.too_many_requests), str(seen.peak_concurrency)

@@ -93,6 +93,7 @@ class Dispatcher:
         self._active: dict[int, asyncio.Task[None]] = {}
         self._finished: list[Outcome] = []
         self._changes: dict[int, dict[str, ChangeCounts]] = {}
+        self._alerts: dict[int, list[dict[str, Any]]] = {}
         self._cancel_reason: dict[int, RunState] = {}
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self._health = health.HealthTracker()
@@ -364,6 +365,7 @@ class Dispatcher:
             http_factory=partial(self.apis.client, spec.api) if spec.api else None,
             api=spec.api,
             on_progress=partial(self._progress, run),
+            last_success=pair.last_success if pair else None,
             log=SourceLogger(log, self.apis.redactor, {"source": run.source, "target": run.target}),
         )
         outcome = await worker.attempt(
@@ -374,6 +376,7 @@ class Dispatcher:
             redactor=self.apis.redactor,
         )
         self._changes[run.id] = dict(ctx.changes)
+        self._alerts[run.id] = ctx.alerts
         return outcome
 
     # --- events ------------------------------------------------------------
@@ -418,6 +421,7 @@ class Dispatcher:
             )
             return
         changes = self._changes.pop(run.id, {})
+        alerts = self._alerts.pop(run.id, [])
         for kind, deleted in deletions.get(run.id, {}).items():
             changes.setdefault(kind, ChangeCounts()).deleted += deleted
         if outcome.state is RunState.SUCCEEDED:
@@ -432,6 +436,8 @@ class Dispatcher:
                         **counts.as_dict(),
                         keys=list(counts.changed_keys),
                     )
+            for alert in alerts:
+                self.bus.publish("alert.raised", now, source=run.source, target=run.target, **alert)
         self.bus.publish(
             f"run.{outcome.state.value}",
             now,

@@ -30,6 +30,7 @@ EVENT_TYPES: Final = frozenset(
         "run.interrupted",
         "records.changed",
         "health.changed",
+        "alert.raised",
     }
 )
 
@@ -103,15 +104,22 @@ class Subscription:
         self._bus._subscribers.discard(self)
 
 
+KEPT_LONGER: Final = {"alert.raised": 500}
+"""Event types also kept in a window of their own, so that run events cannot push them out."""
+
+
 class EventBus:
     def __init__(self, *, history: int = 1000) -> None:
         self._subscribers: set[Subscription] = set()
         self._recent: deque[Event] = deque(maxlen=history)
+        self._kept = {type_: deque[Event](maxlen=size) for type_, size in KEPT_LONGER.items()}
         self._ids = itertools.count(1)
 
     def publish(self, type: str, at: datetime, **data: Any) -> Event:
         event = Event(type=type, at=at, data=data, id=next(self._ids))
         self._recent.append(event)
+        if type in self._kept:
+            self._kept[type].append(event)
         for subscriber in list(self._subscribers):
             subscriber.offer(event)
         return event
@@ -129,3 +137,7 @@ class EventBus:
     def since(self, event_id: int) -> list[Event]:
         """Recent events after ``event_id`` (as far back as the window reaches)."""
         return [event for event in self._recent if event.id > event_id]
+
+    def latest(self, type: str, limit: int = 50) -> list[Event]:
+        """The newest events of a type kept longer (see :data:`KEPT_LONGER`), newest first."""
+        return list(self._kept[type])[::-1][:limit]

@@ -14,7 +14,11 @@ from synchestra.summary import run_dict
 
 
 def _run_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    """The run id in the path; 404 for anything but 1-18 ASCII digits.
+
+    ``str.isdigit`` alone accepts digits ``int`` refuses, such as ``"²"``.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ApiError(404, f"unknown run {text!r}")
     return int(text)
 
@@ -26,9 +30,7 @@ def _found(run: Run | None, text: str) -> Run:
 
 
 def runs_router(orc: Orchestrator) -> APIRouter:
-    router = APIRouter(
-        tags=["runs"],
-    )
+    router = APIRouter(tags=["runs"])
 
     @router.get("/api/runs", response_model=RunList, responses=errors(422), summary="run history")
     async def list_runs(
@@ -37,6 +39,9 @@ def runs_router(orc: Orchestrator) -> APIRouter:
         state: RunState | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
     ) -> dict[str, Any]:
+        if "\x00" in (source or "") + (target or ""):
+            # No run has one (PostgreSQL cannot store a NUL; it would fail the query).
+            return {"runs": []}
         found = await orc.store.list_runs(source=source, target=target, state=state, limit=limit)
         return {"runs": [run_dict(run) for run in found]}
 

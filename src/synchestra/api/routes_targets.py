@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,7 +10,14 @@ from fastapi import APIRouter, Query, Response
 
 from synchestra import views
 from synchestra.api.errors import ApiError
-from synchestra.api.schemas import RecordPage, TargetCreate, TargetOut, TargetPage, TargetStatus
+from synchestra.api.schemas import (
+    TARGET_PAGE,
+    RecordPage,
+    TargetCreate,
+    TargetOut,
+    TargetPage,
+    TargetStatus,
+)
 from synchestra.api.schemas import errors as error_codes
 from synchestra.errors import InputError, UnknownTarget
 from synchestra.models import Target, parse_instant, validate_target_key
@@ -24,22 +32,42 @@ ChangedSince = Annotated[
     str | None, Query(description="ISO 8601: only records changed after this instant")
 ]
 IncludeDeleted = Annotated[bool, Query(description="list records the source no longer has")]
+JSON = "application/json"
 
 
 def _instant(text: str | None) -> datetime | None:
+    """``changed_since`` as an aware UTC instant, or a 422 naming the field.
+
+    An instant whose UTC form falls outside years 1-9999 (``0001-01-01T00:00:00+14:00``)
+    overflows the conversion: that is bad input too, not an internal error.
+    """
     if text is None:
         return None
     try:
         return parse_instant(text)
-    except InputError as error:
-        detail = [{"field": "changed_since", "message": str(error)}]
+    except (InputError, OverflowError) as error:
+        message = str(error) if isinstance(error, InputError) else f"out of range: {text!r}"
+        detail = [{"field": "changed_since", "message": message}]
         raise ApiError(422, "invalid request: changed_since", detail) from None
 
 
+def target_page(found: Sequence[Target], limit: int) -> Response:
+    """The first ``limit`` of ``found`` as a :class:`TargetPage`, serialized once.
+
+    ``found`` holds one target more than the page when there is a next page. Returning
+    a Response spares FastAPI validating the document against the response model and
+    then serializing it; :data:`TARGET_PAGE` checks the types as it serializes.
+    """
+    page = found[:limit]
+    document: TargetPage = {
+        "targets": [{"key": t.key, "name": t.name, "attrs": dict(t.attrs)} for t in page],
+        "next_cursor": page[-1].key if len(found) > limit and page else None,
+    }
+    return Response(TARGET_PAGE.dump_json(document, warnings="error"), media_type=JSON)
+
+
 def targets_router(orc: Orchestrator) -> APIRouter:
-    router = APIRouter(
-        tags=["targets"],
-    )
+    router = APIRouter(tags=["targets"])
 
     async def records_page(
         kind: str,
@@ -63,14 +91,8 @@ def targets_router(orc: Orchestrator) -> APIRouter:
     @router.get(
         "/api/targets", response_model=TargetPage, responses=error_codes(422), summary="targets"
     )
-    async def list_targets(limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
-        found = await orc.store.list_targets(limit=limit + 1, after=cursor)
-        page = found[:limit]
-        more = len(found) > limit
-        return {
-            "targets": [views.target_dict(target) for target in page],
-            "next_cursor": page[-1].key if more and page else None,
-        }
+    async def list_targets(limit: Limit = 100, cursor: Cursor = None) -> Response:
+        return target_page(await orc.store.list_targets(limit=limit + 1, after=cursor), limit)
 
     @router.post(
         "/api/targets",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from typing_extensions import TypedDict
 
 from synchestra.durations import parse_duration
 from synchestra.models import Mode, RunState
+from synchestra.store.targets import storable
 
 
 class _Request(BaseModel):
@@ -64,6 +66,25 @@ class TargetCreate(_Request):
     name: str = ""
     attrs: dict[str, str] = Field(default_factory=dict)
 
+    # PostgreSQL cannot store a NUL nor (as no UTF-8 can) a lone surrogate, which JSON
+    # escapes let through: refused here, they are a 422 naming the field, not a 500.
+    @field_validator("name")
+    @classmethod
+    def _storable_name(cls, value: str) -> str:
+        if not storable(value):
+            raise ValueError(_UNSTORABLE)
+        return value
+
+    @field_validator("attrs")
+    @classmethod
+    def _storable_attrs(cls, value: dict[str, str]) -> dict[str, str]:
+        if not all(storable(text) for item in value.items() for text in item):
+            raise ValueError(_UNSTORABLE)
+        return value
+
+
+_UNSTORABLE = "must be text without NUL characters or lone surrogates"
+
 
 # --- answers -----------------------------------------------------------------
 
@@ -104,15 +125,22 @@ class RunList(BaseModel):
     runs: list[RunOut]
 
 
-class TargetOut(BaseModel):
+# TypedDicts, not models: a page of targets is serialized from plain dicts in one pass
+# (TARGET_PAGE); the OpenAPI schema is the same either way (a docstring would add to it).
+class TargetOut(TypedDict):
     key: str
     name: str
     attrs: dict[str, str]
 
 
-class TargetPage(BaseModel):
+class TargetPage(TypedDict):
     targets: list[TargetOut]
     next_cursor: str | None
+
+
+TARGET_PAGE: TypeAdapter[TargetPage] = TypeAdapter(TargetPage)
+"""Serializes ``GET /api/targets`` answers (``warnings="error"``: a value of the wrong
+type fails instead of being sent)."""
 
 
 class TargetError(BaseModel):

@@ -30,6 +30,7 @@ HERE = Path(__file__).parent
 TIMELINE_SPANS = (5, 15, 60)
 """Minutes the timeline can look back."""
 MAX_TIMELINE_RUNS = 600
+MAX_ALERTS = 50
 RECORD_PAGE = 2_000
 MAX_RECORD_PAGES = 50
 """A carrier's records are read in pages, up to 100,000 of a kind."""
@@ -113,8 +114,19 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
             "grid": await _grid("", 1),
             "timeline": await _timeline(TIMELINE_SPANS[0], _default_lanes()),
             "spans": TIMELINE_SPANS,
+            "alerts": _alerts(),
             "auth": session.required,
         }
+
+    def _alerts(target: str | None = None) -> list[dict[str, Any]]:
+        found = [event.to_dict() for event in orc.bus.latest("alert.raised", limit=MAX_ALERTS)]
+        return [alert for alert in found if target is None or alert["target"] == target]
+
+    @router.get("/ui/alerts", response_class=HTMLResponse)
+    async def alerts_fragment(request: Request) -> Response:
+        if refused := denied(request):
+            return refused
+        return render(request, "_alerts.html", alerts=_alerts())
 
     @router.get("/ui/sources", response_class=HTMLResponse)
     async def sources_fragment(request: Request) -> Response:
@@ -177,6 +189,7 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
             charts=carrier.basic_charts(basics),
             violations=carrier.latest_violations(violations),
             violation_count=len(violations),
+            alerts=_alerts(key),
             chart_size=(carrier.CHART_WIDTH, carrier.CHART_HEIGHT),
         )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from synchestra.context import SyncContext
 from synchestra.errors import SyncError
+from synchestra.fmcsa.alerts import raise_alerts, status_alerts
 from synchestra.fmcsa.keys import dot_number
 from synchestra.fmcsa.parsing import (
     FLAG,
@@ -63,7 +64,8 @@ async def carrier(ctx: SyncContext) -> None:
     dot = dot_number(ctx.target)
     content = await fetch_content(ctx, f"/qc/services/carriers/{dot}", dot)
     record = carrier_record(content, dot, api_name(ctx, API))
-    await ctx.upsert(KIND, [record], key=lambda _row: dot)
+    counts = await ctx.upsert(KIND, [record], key=lambda _row: dot)
+    raise_alerts(ctx, status_alerts(counts.changes, dot))
 
 
 def carrier_record(content: Any, dot: str, api: str) -> dict[str, Any]:

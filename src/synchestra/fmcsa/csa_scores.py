@@ -22,6 +22,7 @@ from typing import Any
 
 from synchestra.context import SyncContext
 from synchestra.errors import SyncError
+from synchestra.fmcsa.alerts import basic_alerts, latest_states, raise_alerts
 from synchestra.fmcsa.keys import dot_number
 from synchestra.fmcsa.parsing import (
     FLAG,
@@ -64,7 +65,9 @@ async def csa_scores(ctx: SyncContext) -> dict[str, int]:
     skipped = _entries(content) - len(rows)
     if skipped:
         ctx.log.warning("skipped %d BASIC entries without a basicsId", skipped)
+    previous = latest_states(await ctx.stored(KIND))
     await ctx.upsert(KIND, rows, key=lambda row: basic_key(dot, row))
+    raise_alerts(ctx, basic_alerts(previous, rows, dot))
     return {"basics": len(rows)}
 
 

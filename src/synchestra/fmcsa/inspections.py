@@ -26,6 +26,7 @@ import httpx
 from synchestra.context import SyncContext
 from synchestra.errors import SyncError
 from synchestra.fetch import ApiError, get, server_text
+from synchestra.fmcsa.alerts import raise_alerts, status_alerts
 from synchestra.fmcsa.keys import dot_number
 from synchestra.fmcsa.parsing import INTEGER, PERCENT, US_DATE, Parser, clean, to_int, with_parsed
 from synchestra.fmcsa.registry import connector
@@ -74,7 +75,8 @@ async def inspections(ctx: SyncContext) -> None:
     dot = dot_number(ctx.target)
     api = api_name(ctx, API)
     snapshot = await fetch_snapshot(ctx, api, dot)
-    await ctx.upsert(KIND, [inspection_record(snapshot, dot, api)], key=lambda _row: dot)
+    counts = await ctx.upsert(KIND, [inspection_record(snapshot, dot, api)], key=lambda _row: dot)
+    raise_alerts(ctx, status_alerts(counts.changes, dot))
 
 
 async def fetch_snapshot(ctx: SyncContext, api: str, dot: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 from synchestra.context import SyncContext
 from synchestra.errors import RetryableError, SyncError
 from synchestra.fmcsa import params
+from synchestra.fmcsa.alerts import raise_alerts, violation_alerts
 from synchestra.fmcsa.keys import dot_number
 from synchestra.fmcsa.parsing import FLAG, INTEGER, Parser, clean, sms_date, with_parsed
 from synchestra.fmcsa.registry import connector
@@ -68,7 +69,9 @@ async def violations(ctx: SyncContext) -> dict[str, int]:
     dated = [with_parsed(row, parsers) for row in fetched.rows]
     kept = [row for row in dated if in_window(row, start)]
     records, keyless = collapse(kept)
-    await ctx.upsert(KIND, records, key=KEY_FIELDS)
+    counts = await ctx.upsert(KIND, records, key=KEY_FIELDS)
+    if ctx.last_success is not None:  # the first sync is the baseline, not news
+        raise_alerts(ctx, violation_alerts(counts.changes, counts.created, dot))
     if ctx.mode is Mode.FULL:
         ctx.delete_missing(KIND)
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,10 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.errors import InputError
 from synchestra.models import NO_TARGET
+from synchestra.store import versions
 from synchestra.store.schema import records
+from synchestra.store.targets import storable
 
 _CHUNK = 500
 MAX_CHANGED_KEYS = 100
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record created or updated: its data before (None: created) and after."""
+
+    key: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any]
 
 
 @dataclass
@@ -27,16 +38,20 @@ class ChangeCounts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-    changed_keys: list[str] = field(default_factory=list)
-    """Keys created or updated, the first ``MAX_CHANGED_KEYS`` of them."""
+    changes: list[Change] = field(default_factory=list)
+    """Records created or updated, the first ``MAX_CHANGED_KEYS`` of them."""
+
+    @property
+    def changed_keys(self) -> list[str]:
+        return [change.key for change in self.changes]
 
     def add(self, other: ChangeCounts) -> None:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.deleted += other.deleted
-        room = MAX_CHANGED_KEYS - len(self.changed_keys)
-        self.changed_keys.extend(other.changed_keys[: max(room, 0)])
+        room = MAX_CHANGED_KEYS - len(self.changes)
+        self.changes.extend(other.changes[: max(room, 0)])
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -74,13 +89,28 @@ async def upsert(
     ``rows`` are (key, data); a key repeated in one call keeps its last data.
     A record that was marked deleted and reappears counts as updated.
     """
-    counts = ChangeCounts()
     latest = {key: dict(data) for key, data in rows}
+    _refuse_unstorable(scope.kind, latest)
+    counts = ChangeCounts()
     keys = list(latest)
     for start in range(0, len(keys), _CHUNK):
         chunk = {k: latest[k] for k in keys[start : start + _CHUNK]}
         counts.add(await _upsert_chunk(conn, scope, chunk, now))
     return counts
+
+
+def _refuse_unstorable(kind: str, keys: Iterable[str]) -> None:
+    """InputError for a kind or key holding a NUL or a lone surrogate.
+
+    PostgreSQL cannot store either and SQLite takes a NUL: refused up front, a source
+    fails alike on both databases, with a message rather than a driver error.
+    """
+    bad = next((text for text in (kind, *keys) if not storable(text)), None)
+    if bad is not None:
+        raise InputError(
+            f"invalid record kind or key {bad!r}: use text without NUL characters "
+            "or lone surrogates"
+        )
 
 
 async def _upsert_chunk(
@@ -97,7 +127,9 @@ async def _upsert_chunk(
             )
         )
     }
-    new, changed, same = [], [], []
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    same: list[int] = []
     for key, data in chunk.items():
         digest = content_hash(data)
         row = stored.get(key)
@@ -124,7 +156,9 @@ async def _upsert_chunk(
             same.append(row.id)
     if new:
         await conn.execute(records.insert(), new)
+    previous: dict[int, dict[str, Any]] = {}
     if changed:
+        previous = await versions.archive(conn, [row["b_id"] for row in changed], now)
         await conn.execute(
             update(records)
             .where(records.c.id == bindparam("b_id"))
@@ -146,12 +180,13 @@ async def _upsert_chunk(
             .where(records.c.id.in_(same))
             .values(last_seen=now, run_id=scope.run_id, run_attempt=scope.attempt)
         )
-    keys = [str(row["key"]) for row in new] + [str(row["b_key"]) for row in changed]
+    changes = [Change(str(row["key"]), None, row["data"]) for row in new[:MAX_CHANGED_KEYS]]
+    changes += [
+        Change(str(row["b_key"]), previous.get(row["b_id"]), row["data"])
+        for row in changed[: MAX_CHANGED_KEYS - len(changes)]
+    ]
     return ChangeCounts(
-        created=len(new),
-        updated=len(changed),
-        unchanged=len(same),
-        changed_keys=keys[:MAX_CHANGED_KEYS],
+        created=len(new), updated=len(changed), unchanged=len(same), changes=changes
     )
 
 
@@ -193,12 +228,18 @@ def encode_cursor(record_id: int) -> str:
     return base64.urlsafe_b64encode(f"r{record_id}".encode()).decode().rstrip("=")
 
 
+MAX_ID = 2**63 - 1
+"""The largest record id either database holds (a 64-bit integer): a cursor past it
+would fail the query, on PostgreSQL and SQLite alike, instead of being refused."""
+
+
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("r"):
+        digits = raw.removeprefix("r")
+        if digits == raw or not (digits.isascii() and digits.isdigit()) or int(digits) > MAX_ID:
             raise ValueError(raw)
-        return int(raw[1:])
+        return int(digits)
     except ValueError:
         raise InputError(f"invalid cursor {cursor!r}: pass the next_cursor of a listing") from None
 
@@ -209,6 +250,11 @@ async def list_records(
     """One page of records in id order, and the cursor of the next page (or None)."""
     if query.limit < 1:
         raise InputError(f"invalid limit {query.limit}: must be at least 1")
+    after_id = decode_cursor(query.cursor) if query.cursor is not None else None
+    if "\x00" in query.kind or "\x00" in (query.target or ""):
+        # No stored kind or target holds a NUL (upsert and targets.put refuse them), so
+        # none matches; PostgreSQL would fail the query instead of finding nothing.
+        return [], None
     statement = select(records).where(records.c.kind == query.kind)
     if query.target is not None:
         statement = statement.where(records.c.target == query.target)
@@ -216,8 +262,8 @@ async def list_records(
         statement = statement.where(records.c.changed_at > query.changed_since)
     if not query.include_deleted:
         statement = statement.where(records.c.deleted_at.is_(None))
-    if query.cursor is not None:
-        statement = statement.where(records.c.id > decode_cursor(query.cursor))
+    if after_id is not None:
+        statement = statement.where(records.c.id > after_id)
     rows = list(await conn.execute(statement.order_by(records.c.id).limit(query.limit + 1)))
     more = len(rows) > query.limit
     page = rows[: query.limit]

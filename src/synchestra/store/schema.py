@@ -172,3 +172,18 @@ records = Table(
 Index("uq_records_key", records.c.kind, records.c.target, records.c.key, unique=True)
 Index("ix_records_source", records.c.source, records.c.kind, records.c.target)
 Index("ix_records_changed", records.c.kind, records.c.changed_at)
+
+# Earlier versions of changed records: what a record was before each change, so that
+# "what changed since T" can give the record as it was at T.
+record_versions = Table(
+    "record_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("record_id", Id, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=False),
+    Column("run_id", Id),
+)
+Index("ix_record_versions_record", record_versions.c.record_id, record_versions.c.valid_to)

@@ -36,6 +36,7 @@ const refreshTimeline = debounce(() => {
   if (view.minutes) params.set("minutes", view.minutes);
   return fetchFragment(`/ui/timeline?${params}`, "timeline");
 }, 1000);
+const refreshAlerts = debounce(() => fetchFragment("/ui/alerts", "alerts"), 500);
 const refreshTarget = debounce(() => view.target && openTarget(view.target), 1000);
 
 async function openTarget(key) {
@@ -76,6 +77,10 @@ function listen() {
     stream.addEventListener(type, (event) => { recolour(event); refreshSources(); refreshTimeline(); });
   }
   stream.addEventListener("health.changed", refreshSources);
+  stream.addEventListener("alert.raised", (event) => {
+    refreshAlerts();
+    if (JSON.parse(event.data).target === view.target) refreshTarget();
+  });
   stream.addEventListener("records.changed", (event) => {
     if (JSON.parse(event.data).target === view.target) refreshTarget();
   });
