@@ -86,7 +86,14 @@ def targets_router(orc: Orchestrator) -> APIRouter:
             cursor=cursor,
         )
         rows, next_cursor = await orc.store.list_records(query)
-        return {"records": [views.record_dict(row) for row in rows], "next_cursor": next_cursor}
+        listed = [views.record_dict(row) for row in rows]
+        since = query.changed_since
+        if since is not None:  # what each record was at that instant (None: not there yet)
+            versions = await orc.store.versions_at([row.id for row in rows], since)
+            for record, row in zip(listed, rows, strict=True):
+                unchanged_data = row.data if row.first_seen <= since else None  # only deleted
+                record["previous"] = versions.get(row.id, unchanged_data)
+        return {"records": listed, "next_cursor": next_cursor}
 
     @router.get(
         "/api/targets", response_model=TargetPage, responses=error_codes(422), summary="targets"
@@ -109,6 +116,7 @@ def targets_router(orc: Orchestrator) -> APIRouter:
     @router.get(
         "/api/targets/{key:path}/records/{kind}",
         response_model=RecordPage,
+        response_model_exclude_unset=True,  # `previous` only with changed_since
         responses=error_codes(404, 422),
         summary="the synced records of a kind for one target",
     )
@@ -127,6 +135,7 @@ def targets_router(orc: Orchestrator) -> APIRouter:
     @router.get(
         "/api/records/{kind}",
         response_model=RecordPage,
+        response_model_exclude_unset=True,  # `previous` only with changed_since
         responses=error_codes(422),
         summary="the synced records of a kind, across targets",
     )

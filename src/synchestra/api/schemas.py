@@ -175,6 +175,11 @@ class RecordOut(BaseModel):
     last_seen: str | None
     changed_at: str | None
     deleted_at: str | None
+    previous: dict[str, Any] | None = Field(
+        default=None,
+        description="with changed_since: the record's data at that instant, "
+        "or null when it did not exist then (created since); absent otherwise",
+    )
 
 
 class RecordPage(BaseModel):

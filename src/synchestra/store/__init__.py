@@ -27,7 +27,7 @@ from synchestra.models import (
     RunState,
     Target,
 )
-from synchestra.store import overview, queue, records, status, targets
+from synchestra.store import overview, queue, records, status, targets, versions
 from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
 from synchestra.store.overview import GridPage
 from synchestra.store.queue import ClaimLimits
@@ -348,6 +348,11 @@ class Store:
     async def mark_missing_deleted(self, scope: RecordScope, now: datetime) -> int:
         async with self._writing() as conn:
             return await records.mark_missing_deleted(conn, scope, now)
+
+    async def versions_at(self, ids: Sequence[int], moment: datetime) -> dict[int, dict[str, Any]]:
+        """The data these records had at ``moment``, for those that changed since."""
+        async with self.engine.connect() as conn:
+            return await versions.as_of(conn, ids, moment)
 
     async def list_records(self, query: RecordQuery) -> tuple[list[Row[Any]], str | None]:
         async with self.engine.connect() as conn:

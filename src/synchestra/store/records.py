@@ -259,7 +259,10 @@ async def list_records(
     if query.target is not None:
         statement = statement.where(records.c.target == query.target)
     if query.changed_since is not None:
-        statement = statement.where(records.c.changed_at > query.changed_since)
+        changed = records.c.changed_at > query.changed_since
+        if query.include_deleted:  # a deletion since then is a change too
+            changed = or_(changed, records.c.deleted_at > query.changed_since)
+        statement = statement.where(changed)
     if not query.include_deleted:
         statement = statement.where(records.c.deleted_at.is_(None))
     if after_id is not None:
