@@ -41,7 +41,7 @@ LATENCY = 0.05
 RATES = {"qcmobile": 50, "datahub": 20, "saferweb": 20}
 SOURCES = {"carrier": "qcmobile", "violations": "datahub", "inspections": "saferweb"}
 PAGE_SIZE = 1000
-CONCURRENCY = 8
+CONCURRENCY = 16
 """Requests in flight per API: the built-in defaults (2-4) are for the real providers;
 here the quotas are the rates, and 8 leaves them room at 50 ms per request."""
 FIRST_DOT, DOT_STEP = 1_000_001, 10
@@ -166,6 +166,7 @@ async def synchestra_run(simulator: Simulator, carriers: int, workers: int) -> d
         "efficiency": round(bound / wall, 3),
         "requests": requests,
         "http_429": sum(int(counters[api]["too_many_requests"]) for api in RATES),
+        "http_429_by_api": {api: int(counters[api]["too_many_requests"]) for api in RATES},
         "peak_concurrency": {api: counters[api]["peak_concurrency"] for api in RATES},
     }
 

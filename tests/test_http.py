@@ -190,7 +190,7 @@ async def test_rate_is_shared_by_clients_of_one_api(clock: FakeClock) -> None:
     async with make_client(api, limiter) as a, make_client(api, limiter) as b:
         tasks = [asyncio.create_task(get_json(c, "datahub", "/x")) for c in (a, b, a, b, a)]
         await drive(clock, *tasks)
-    assert api.times == [0, 0, 1, 1, 2]
+    assert api.times == [0, 0.5, 1, 1.5, 2]  # paced: 1 s / 2 apart, whichever client
 
 
 async def test_compressed_body_is_decoded_once(clock: FakeClock, limiter: ApiLimiter) -> None:
@@ -400,11 +400,13 @@ async def test_responses_teach_the_limiter_a_lower_rate(clock: FakeClock) -> Non
         *(httpx.Response(503) for _ in range(3)),
     )
     async with make_client(api, limiter) as client:
-        assert await get_json(client, "datahub", "/x") == {"ok": True}  # after the 429
+        first = asyncio.create_task(get_json(client, "datahub", "/x"))
+        await drive(clock, first)
+        assert first.result() == {"ok": True}  # sent again after the 429
         assert limiter.allowed == 4
         await clock.advance(1.5)  # a new period: the next signal counts again
-        for _ in range(3):
-            with pytest.raises(HTTPFailure):
-                await get_json(client, "datahub", "/x")
-    assert limiter.allowed == 2  # 4, one step of recovery to 5, halved to 2
-    assert limiter.backoffs == 2
+        failing = [asyncio.create_task(get_json(client, "datahub", "/x")) for _ in range(3)]
+        await drive(clock, *failing)
+    assert all(isinstance(task.exception(), HTTPFailure) for task in failing)
+    assert limiter.backoffs == 2  # the burst of 503s halved the rate again
+    assert limiter.allowed == 3  # 4, recovered a step a period to 6 meanwhile, halved to 3

@@ -136,19 +136,17 @@ def test_limits_hold_for_any_burst(
 # -- rate -------------------------------------------------------------------------------------
 
 
-async def test_full_bucket_does_not_burst_above_the_rate() -> None:
+async def test_starts_are_paced_evenly_and_never_burst() -> None:
     clock = FakeClock()
     t0 = clock.now()
     limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock, guard=timedelta(0))
     trace = Trace()
     tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(10)]
     await _settle()
-    assert len(trace.starts) == 3
-    await clock.advance(0.5)  # a token bucket would have refilled 1.5 tokens by now
-    assert len(trace.starts) == 3
+    assert len(trace.starts) == 1  # a full token bucket would let three through at once
     await run_until_done(clock, tasks)
-    offsets = [(s - t0).total_seconds() for s in trace.starts]
-    assert offsets == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    offsets = [round((s - t0).total_seconds(), 3) for s in trace.starts]
+    assert offsets == [round(n / 3, 3) for n in range(10)]
 
 
 async def test_available_at_and_has_room_follow_the_sliding_log() -> None:
@@ -158,7 +156,7 @@ async def test_available_at_and_has_room_follow_the_sliding_log() -> None:
     assert limiter.has_room(t0)
     async with limiter.slot():
         pass
-    await clock.advance(4)
+    await clock.advance(5)  # paced: 10 s / 2 apart
     async with limiter.slot():
         pass
     now = clock.now()
@@ -318,15 +316,15 @@ def test_rejects_impossible_limits(rate: Rate | None, concurrency: int | None) -
 async def test_the_guard_spaces_windows_so_the_provider_never_counts_one_too_many() -> None:
     clock = FakeClock()
     t0 = clock.now()
-    guard = timedelta(milliseconds=10)
-    limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock, guard=guard)
+    limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock)
+    assert limiter.guard == timedelta(milliseconds=20)  # 2 % of the period, at least 10 ms
     trace = Trace()
     tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(7)]
     await run_until_done(clock, tasks)
     offsets = [round((s - t0).total_seconds(), 3) for s in trace.starts]
-    assert offsets == [0, 0, 0, 1.01, 1.01, 1.01, 2.02]
+    assert offsets == [0, 0.333, 0.667, 1.02, 1.353, 1.687, 2.04]
     # a provider whose window is a little longer than ours still sees at most 3
-    assert max_starts_in_any_window(trace.starts, timedelta(seconds=1) + guard) <= 3
+    assert max_starts_in_any_window(trace.starts, timedelta(seconds=1) + limiter.guard) <= 3
 
 
 async def test_a_429_halves_the_rate_once_per_period_then_it_recovers_step_by_step() -> None:
@@ -420,3 +418,18 @@ def test_backoff_never_exceeds_the_configured_rate_nor_drops_below_one(
     asyncio.run(scenario())
     assert len(trace.starts) == 40
     assert max_starts_in_any_window(trace.starts, period) <= requests
+
+
+async def test_a_start_moves_to_when_the_request_really_left() -> None:
+    """Opening a connection delays a request: the rate counts it from when it was sent."""
+    clock = FakeClock()
+    t0 = clock.now()
+    limiter = ApiLimiter("api", Rate(2, timedelta(seconds=1)), None, clock, guard=timedelta(0))
+    async with limiter.slot() as start:
+        await clock.advance(0.3)  # connecting
+        start.sent()
+    assert start.at == t0 + timedelta(seconds=0.3)
+    assert limiter.available_at(clock.now()) == t0 + timedelta(seconds=0.8)  # paced from 0.3
+    start.at = t0 + timedelta(seconds=2)
+    start.sent()  # never earlier than recorded
+    assert start.at == t0 + timedelta(seconds=2)

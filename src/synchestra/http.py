@@ -11,7 +11,7 @@ URL or a credential, because URLs may carry keys.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,7 @@ import httpx
 from synchestra.errors import HTTPFailure, NotConfigured
 from synchestra.fetch import decode_json, get
 from synchestra.httplog import mask_httpx_request_log
-from synchestra.ratelimit import ApiLimiter
+from synchestra.ratelimit import ApiLimiter, Start
 from synchestra.redact import Redactor
 
 USER_AGENT = "synchestra/0.1"
@@ -139,9 +139,10 @@ class LimitedTransport(httpx.AsyncBaseTransport):
 
     async def _send_in_slot(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the raw body, all while holding a limiter slot."""
-        async with self.limiter.slot():
+        async with self.limiter.slot() as start:
             if (tally := CURRENT_TALLY.get()) is not None:
                 tally.count += 1
+            request.extensions["trace"] = _when_sent(start)
             response = await self._inner.handle_async_request(request)
             try:
                 body = await _read_raw(response)
@@ -160,6 +161,21 @@ class LimitedTransport(httpx.AsyncBaseTransport):
         now = self.limiter.clock.now()
         delay = retry_after_delay(response.headers.get("Retry-After"), now)
         self.limiter.throttled(now + delay)
+
+
+def _when_sent(start: Start) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore trace hook moving the request's start to when its headers are sent.
+
+    A request that first opens a connection arrives later than the limiter let
+    it start; counted from its admission, it would make the next window look
+    emptier to us than to the provider.
+    """
+
+    async def trace(event: str, info: dict[str, Any]) -> None:  # httpcore awaits it
+        if event.endswith("send_request_headers.started"):
+            start.sent()
+
+    return trace
 
 
 async def _read_raw(response: httpx.Response) -> bytes:

@@ -7,14 +7,17 @@ budget. HTTP clients take a :meth:`ApiLimiter.slot` around each request (see
 :mod:`synchestra.http`) and the scheduler asks :meth:`ApiLimiter.has_room` before
 claiming work for a source, so it does not start syncs that would only queue.
 
-The rate is a *sliding log*, not a token bucket: a token bucket that starts full
-lets ``N`` requests through at once and then refills, which exceeds "``N`` per
-period" in the first window. Keeping the last ``N`` start times and admitting a
-start only once the oldest of them is a full period old guarantees that no
-window of ``period`` ever holds more than ``N`` starts. The period is lengthened
-by a small ``guard`` (10 ms by default): the provider counts arrivals, not our
-starts, and a few milliseconds of jitter between the two would otherwise put
-``N + 1`` arrivals in one of its windows now and then.
+The rate is *paced* and checked by a *sliding log*, not a token bucket: a
+token bucket that starts full lets ``N`` requests through at once and then
+refills, which exceeds "``N`` per period" in the first window. Starts are spaced
+evenly, ``period / N`` apart, so the API sees a steady stream rather than
+bursts (and new connections are not all opened at once: a request that must
+first open one arrives later than it started, which bunches arrivals up); and
+keeping the last ``N`` start times, a start is admitted only once the oldest of
+them is a full period old, so no window of ``period`` ever holds more than
+``N`` starts. The period is lengthened by a small ``guard`` (2 % of it, at
+least 10 ms): the provider counts arrivals, not our starts, and jitter between
+the two would otherwise put ``N + 1`` arrivals in one of its windows now and then.
 
 **Shared backoff (AIMD).** When the provider's real limit is lower than the
 configured one, the limiter finds it: the number of requests it allows per
@@ -39,9 +42,23 @@ from synchestra.clock import Clock, sleep_until
 from synchestra.durations import Rate
 
 DEFAULT_GUARD = timedelta(milliseconds=10)
+GUARD_SHARE = 0.02
+"""The guard is at least this share of the period (20 ms for a per-second rate)."""
 SERVER_ERRORS = frozenset({500, 502, 503, 504})
 SERVER_ERROR_BURST = 3
 """Server errors within one period that count as a burst (a signal to slow down)."""
+
+
+class Start:
+    """When a request started, as the rate limit counts it."""
+
+    def __init__(self, at: datetime, clock: Clock) -> None:
+        self.at = at
+        self._clock = clock
+
+    def sent(self) -> None:
+        """The request leaves only now: count it from now (later is always safe)."""
+        self.at = max(self.at, self._clock.now())
 
 
 class ApiLimiter:
@@ -70,8 +87,8 @@ class ApiLimiter:
         self.rate = rate
         self.concurrency = concurrency
         self.clock = clock
-        self.guard = guard
-        self._starts: deque[datetime] = deque(maxlen=rate.requests if rate else 0)
+        self.guard = max(guard, rate.period * GUARD_SHARE) if rate and guard else guard
+        self._starts: deque[Start] = deque(maxlen=rate.requests if rate else 0)
         self.allowed = rate.requests if rate else 0
         """Requests allowed per period now: the configured rate, or less after a backoff."""
         self._last_decrease: datetime | None = None
@@ -163,10 +180,13 @@ class ApiLimiter:
             earliest = self._paused_until
         if self.rate is not None:
             self._recover(now)
+        if self.rate is not None and self._starts:
+            paced = self._starts[-1].at + self.rate.period / self.allowed
+            earliest = max(earliest, paced)
             if len(self._starts) >= self.allowed:
-                by_rate = self._starts[-self.allowed] + self.rate.period + self.guard
-                if by_rate > earliest:
-                    earliest = by_rate
+                earliest = max(
+                    earliest, self._starts[-self.allowed].at + self.rate.period + self.guard
+                )
         return earliest
 
     def has_room(self, now: datetime) -> bool:
@@ -177,20 +197,24 @@ class ApiLimiter:
         return self._waiting == 0 and self.available_at(now) <= now and self._concurrency_free()
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for a turn to start a request, then hold a concurrency slot until exit."""
-        await self._acquire()
+    async def slot(self) -> AsyncIterator[Start]:
+        """Wait for a turn to start a request, then hold a concurrency slot until exit.
+
+        The :class:`Start` it gives may be moved later (:meth:`Start.sent`), to
+        when the request really left: opening a connection first delays it.
+        """
+        start = await self._acquire()
         try:
-            yield
+            yield start
         finally:
             self._release()
 
-    async def _acquire(self) -> None:
+    async def _acquire(self) -> Start:
         self._waiting += 1
         try:
             async with self._turn:
                 await self._wait_for_limits()
-                self._record_start(self.clock.now())
+                return self._record_start(self.clock.now())
         finally:
             self._waiting -= 1
 
@@ -214,12 +238,14 @@ class ApiLimiter:
     def _concurrency_free(self) -> bool:
         return self.concurrency is None or self._in_flight < self.concurrency
 
-    def _record_start(self, now: datetime) -> None:
+    def _record_start(self, now: datetime) -> Start:
+        start = Start(now, self.clock)
         if self.rate is not None:
-            self._starts.append(now)  # maxlen drops the start that left the log
+            self._starts.append(start)  # maxlen drops the start that left the log
         self._in_flight += 1
         self.requests_started += 1
         self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        return start
 
     def _release(self) -> None:
         self._in_flight -= 1
