@@ -24,7 +24,7 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest $(ARGS)
 
-# Benchmarks (bench/README-style figures in the README's Performance section):
+# Benchmarks (figures in the README's Performance section);
 # the peers (Celery, procrastinate) come from the `bench` extra.
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
