@@ -136,17 +136,19 @@ def test_limits_hold_for_any_burst(
 # -- rate -------------------------------------------------------------------------------------
 
 
-async def test_starts_are_paced_evenly_and_never_burst() -> None:
+async def test_full_bucket_does_not_burst_above_the_rate() -> None:
     clock = FakeClock()
     t0 = clock.now()
     limiter = ApiLimiter("api", Rate(3, timedelta(seconds=1)), None, clock, guard=timedelta(0))
     trace = Trace()
     tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(10)]
     await _settle()
-    assert len(trace.starts) == 1  # a full token bucket would let three through at once
+    assert len(trace.starts) == 3
+    await clock.advance(0.5)  # a token bucket would have refilled 1.5 tokens by now
+    assert len(trace.starts) == 3
     await run_until_done(clock, tasks)
-    offsets = [round((s - t0).total_seconds(), 3) for s in trace.starts]
-    assert offsets == [round(n / 3, 3) for n in range(10)]
+    offsets = [(s - t0).total_seconds() for s in trace.starts]
+    assert offsets == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
 
 
 async def test_available_at_and_has_room_follow_the_sliding_log() -> None:
@@ -156,7 +158,7 @@ async def test_available_at_and_has_room_follow_the_sliding_log() -> None:
     assert limiter.has_room(t0)
     async with limiter.slot():
         pass
-    await clock.advance(5)  # paced: 10 s / 2 apart
+    await clock.advance(4)
     async with limiter.slot():
         pass
     now = clock.now()
@@ -322,7 +324,7 @@ async def test_the_guard_spaces_windows_so_the_provider_never_counts_one_too_man
     tasks = [asyncio.create_task(timed_request(clock, limiter, trace, 0, 0)) for _ in range(7)]
     await run_until_done(clock, tasks)
     offsets = [round((s - t0).total_seconds(), 3) for s in trace.starts]
-    assert offsets == [0, 0.333, 0.667, 1.02, 1.353, 1.687, 2.04]
+    assert offsets == [0, 0, 0, 1.02, 1.02, 1.02, 2.04]
     # a provider whose window is a little longer than ours still sees at most 3
     assert max_starts_in_any_window(trace.starts, timedelta(seconds=1) + limiter.guard) <= 3
 
@@ -429,7 +431,10 @@ async def test_a_start_moves_to_when_the_request_really_left() -> None:
         await clock.advance(0.3)  # connecting
         start.sent()
     assert start.at == t0 + timedelta(seconds=0.3)
-    assert limiter.available_at(clock.now()) == t0 + timedelta(seconds=0.8)  # paced from 0.3
+    assert limiter.available_at(clock.now()) == clock.now()  # one of two in the window
+    async with limiter.slot():
+        pass
+    assert limiter.available_at(clock.now()) == t0 + timedelta(seconds=1.3)  # from 0.3
     start.at = t0 + timedelta(seconds=2)
     start.sent()  # never earlier than recorded
     assert start.at == t0 + timedelta(seconds=2)

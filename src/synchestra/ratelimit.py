@@ -7,17 +7,15 @@ budget. HTTP clients take a :meth:`ApiLimiter.slot` around each request (see
 :mod:`synchestra.http`) and the scheduler asks :meth:`ApiLimiter.has_room` before
 claiming work for a source, so it does not start syncs that would only queue.
 
-The rate is *paced* and checked by a *sliding log*, not a token bucket: a
-token bucket that starts full lets ``N`` requests through at once and then
-refills, which exceeds "``N`` per period" in the first window. Starts are spaced
-evenly, ``period / N`` apart, so the API sees a steady stream rather than
-bursts (and new connections are not all opened at once: a request that must
-first open one arrives later than it started, which bunches arrivals up); and
-keeping the last ``N`` start times, a start is admitted only once the oldest of
-them is a full period old, so no window of ``period`` ever holds more than
-``N`` starts. The period is lengthened by a small ``guard`` (2 % of it, at
-least 10 ms): the provider counts arrivals, not our starts, and jitter between
-the two would otherwise put ``N + 1`` arrivals in one of its windows now and then.
+The rate is a *sliding log*, not a token bucket: a token bucket that starts full
+lets ``N`` requests through at once and then refills, which exceeds "``N`` per
+period" in the first window. Keeping the last ``N`` start times and admitting a
+start only once the oldest of them is a full period old guarantees that no
+window of ``period`` ever holds more than ``N`` starts. The provider counts
+arrivals, not our starts, so a start counts from when the request really left
+(:meth:`Start.sent`: a request that first opens a connection leaves later than
+it was admitted), and the period is lengthened by a small ``guard`` (2 % of
+it, at least 10 ms) for the jitter that remains.
 
 **Shared backoff (AIMD).** When the provider's real limit is lower than the
 configured one, the limiter finds it: the number of requests it allows per
@@ -180,13 +178,9 @@ class ApiLimiter:
             earliest = self._paused_until
         if self.rate is not None:
             self._recover(now)
-        if self.rate is not None and self._starts:
-            paced = self._starts[-1].at + self.rate.period / self.allowed
-            earliest = max(earliest, paced)
-            if len(self._starts) >= self.allowed:
-                earliest = max(
-                    earliest, self._starts[-self.allowed].at + self.rate.period + self.guard
-                )
+        if self.rate is not None and len(self._starts) >= self.allowed:
+            oldest = self._starts[-self.allowed].at
+            earliest = max(earliest, oldest + self.rate.period + self.guard)
         return earliest
 
     def has_room(self, now: datetime) -> bool:

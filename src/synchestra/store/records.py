@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Row, String, any_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.errors import InputError
@@ -123,7 +124,7 @@ async def _upsert_chunk(
             select(records.c.id, records.c.key, records.c.hash, records.c.deleted_at).where(
                 records.c.kind == scope.kind,
                 records.c.target == target,
-                records.c.key.in_(list(chunk)),
+                key_among(conn, list(chunk)),
             )
         )
     }
@@ -188,6 +189,18 @@ async def _upsert_chunk(
     return ChangeCounts(
         created=len(new), updated=len(changed), unchanged=len(same), changes=changes
     )
+
+
+def key_among(conn: AsyncConnection, keys: list[str]) -> ColumnElement[bool]:
+    """``key IN (...)``; on PostgreSQL ``key = ANY($1)``, one array parameter.
+
+    With a list of 500 parameters PostgreSQL plans a new statement text at every
+    chunk (~0.1-0.2 s each, the whole cost of an upsert); one array parameter
+    keeps one prepared statement.
+    """
+    if conn.dialect.name == "postgresql":
+        return records.c.key == any_(bindparam("keys", keys, type_=postgresql.ARRAY(String)))
+    return records.c.key.in_(keys)
 
 
 async def mark_missing_deleted(conn: AsyncConnection, scope: RecordScope, now: datetime) -> int:

@@ -44,10 +44,10 @@ def _refuse_unstorable(target: Target) -> dict[str, str]:
     Attrs are text to text (the API documents them so and serves them as stored).
     """
     attrs: Mapping[Any, Any] = target.attrs
-    texts = [target.name, *attrs.keys(), *attrs.values()]
+    texts = [target.key, target.name, *attrs.keys(), *attrs.values()]
     if not all(isinstance(text, str) and storable(text) for text in texts):
         raise InputError(
-            f"invalid target {target.key!r}: name and attrs must be text without NUL "
+            f"invalid target {target.key!r}: key, name and attrs must be text without NUL "
             "characters or lone surrogates, attrs mapping text to text"
         )
     return dict(attrs)
