@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,6 +73,14 @@ class ApiServer(uvicorn.Server):
         )
         super().__init__(config)
         self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything imported and built so far lives as long as the server: keep it out
+        # of the garbage collector's full passes, which otherwise stall every request
+        # for ~100 ms a few times a minute under load.
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         end_streams(self._app)

@@ -67,7 +67,7 @@ def parse_last_id(header: str | None, query: str | None) -> int | None:
     if text is None or not text.strip():
         return None
     text = text.strip()
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # not "²" nor "١٢"
         raise ApiError(
             422,
             "invalid last event id",
