@@ -316,7 +316,7 @@ async def test_alerts_show_newest_first_and_on_their_target(
     signed_in: httpx.AsyncClient, orc: Orchestrator, clock: FakeClock
 ) -> None:
     empty = (await signed_in.get("/ui/alerts")).text
-    assert "No alert yet" in empty
+    assert "Nothing yet" in empty
     for number, target in enumerate(("dot:1", "dot:2", "dot:1")):
         orc.bus.publish(
             "alert.raised",
@@ -334,3 +334,22 @@ async def test_alerts_show_newest_first_and_on_their_target(
     assert re.findall(r"new violation (V\d)", panel) == ["V2", "V0"]
     async with browser(orc) as stranger:
         assert (await stranger.get("/ui/alerts")).status_code == 401
+
+
+async def test_record_changes_join_the_feed_in_one_line(
+    signed_in: httpx.AsyncClient, orc: Orchestrator, clock: FakeClock
+) -> None:
+    orc.bus.publish(
+        "records.changed",
+        clock.now(),
+        source="orders",
+        target=None,
+        kind="order",
+        created=2,
+        updated=0,
+        unchanged=5,
+        deleted=1,
+        keys=["7", "8"],
+    )
+    html = (await signed_in.get("/ui/alerts")).text
+    assert "orders: order 2 created, 1 deleted" in html

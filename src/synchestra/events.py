@@ -104,7 +104,7 @@ class Subscription:
         self._bus._subscribers.discard(self)
 
 
-KEPT_LONGER: Final = {"alert.raised": 500}
+KEPT_LONGER: Final = {"alert.raised": 500, "records.changed": 500}
 """Event types also kept in a window of their own, so that run events cannot push them out."""
 
 

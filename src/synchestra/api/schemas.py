@@ -212,9 +212,25 @@ class SourceStatus(BaseModel):
     running: int
 
 
+class ApiEta(BaseModel):
+    runs_left: int
+    seconds: float | None
+    bound: Literal["rate", "concurrency", "workers", "unknown"]
+
+
+class Eta(BaseModel):
+    """When the queue should be empty, from the backlog and the APIs' quotas (docs/engine.md)."""
+
+    runs_left: int
+    seconds: float | None = Field(description="null when it cannot be estimated yet")
+    finishes_at: str | None
+    by_api: dict[str, ApiEta] = Field(description='per API; "-" for sources without one')
+
+
 class SyncStatus(BaseModel):
     sources: list[SourceStatus]
     health: Health
+    eta: Eta
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

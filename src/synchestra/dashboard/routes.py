@@ -65,6 +65,16 @@ def relative(moment: datetime | str | None, now: datetime) -> str:
     return f"in {amount}" if seconds > 0 else f"{amount} ago"
 
 
+def feed_item(event: dict[str, Any]) -> dict[str, Any]:
+    """An alert as it is; a ``records.changed`` said in one line, under the label ``changes``."""
+    if event["type"] == "alert.raised":
+        return event
+    counts = ", ".join(
+        f"{event[name]} {name}" for name in ("created", "updated", "deleted") if event.get(name)
+    )
+    return {**event, "alert": "changes", "message": f"{event['source']}: {event['kind']} {counts}"}
+
+
 def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     per_target = [name for name, spec in sorted(orc.sources.items()) if spec.per_target]
@@ -119,8 +129,14 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
         }
 
     def _alerts(target: str | None = None) -> list[dict[str, Any]]:
-        found = [event.to_dict() for event in orc.bus.latest("alert.raised", limit=MAX_ALERTS)]
-        return [alert for alert in found if target is None or alert["target"] == target]
+        """Alerts and record changes, newest first (the bus keeps them apart from run events)."""
+        events = [
+            *orc.bus.latest("alert.raised", limit=MAX_ALERTS),
+            *orc.bus.latest("records.changed", limit=MAX_ALERTS),
+        ]
+        events.sort(key=lambda event: event.id, reverse=True)
+        feed = [feed_item(event.to_dict()) for event in events]
+        return [item for item in feed if target is None or item["target"] == target][:MAX_ALERTS]
 
     @router.get("/ui/alerts", response_class=HTMLResponse)
     async def alerts_fragment(request: Request) -> Response:

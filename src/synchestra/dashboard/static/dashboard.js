@@ -82,6 +82,7 @@ function listen() {
     if (JSON.parse(event.data).target === view.target) refreshTarget();
   });
   stream.addEventListener("records.changed", (event) => {
+    refreshAlerts();
     if (JSON.parse(event.data).target === view.target) refreshTarget();
   });
 }
