@@ -14,7 +14,7 @@ from synchestra.errors import InputError, NotConfigured
 from synchestra.http import get_json
 from synchestra.models import NO_TARGET, Mode, Run, Target
 from synchestra.redact import Redactor
-from synchestra.store import ChangeCounts, RecordQuery, RecordScope, Store
+from synchestra.store import ChangeCounts, RecordScope, Store
 
 KeySpec = str | Iterable[str] | Callable[[Mapping[str, Any]], str]
 
@@ -125,20 +125,8 @@ class SyncContext:
 
     async def stored(self, kind: str, *, limit: int = 10_000) -> list[Any]:
         """The live records of ``kind`` of this target as stored now (before this run's)."""
-        found: list[Any] = []
-        cursor: str | None = None
-        while len(found) < limit:
-            query = RecordQuery(
-                kind=kind,
-                target=self.target.key if self.target else NO_TARGET,
-                limit=min(1000, limit - len(found)),
-                cursor=cursor,
-            )
-            rows, cursor = await self._store.list_records(query)
-            found.extend(rows)
-            if cursor is None:
-                break
-        return found
+        target = self.target.key if self.target else NO_TARGET
+        return await self._store.all_records(kind, target, limit=limit)
 
     def scope(self, kind: str) -> RecordScope:
         """The records of ``kind`` this attempt writes."""

@@ -24,16 +24,12 @@ from synchestra.dashboard import carrier, grid, timeline
 from synchestra.dashboard.session import Session
 from synchestra.errors import UnknownTarget
 from synchestra.orchestrator import Orchestrator
-from synchestra.store import RecordQuery
 
 HERE = Path(__file__).parent
 TIMELINE_SPANS = (5, 15, 60)
 """Minutes the timeline can look back."""
 MAX_TIMELINE_RUNS = 600
 MAX_ALERTS = 50
-RECORD_PAGE = 2_000
-MAX_RECORD_PAGES = 50
-"""A carrier's records are read in pages, up to 100,000 of a kind."""
 
 
 def install(app: FastAPI, orc: Orchestrator, *, token: str | None) -> None:
@@ -196,8 +192,8 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
             status = await views.target_status(orc.store, orc.sources, key)
         except UnknownTarget as error:
             return Response(str(error), status_code=404)
-        basics = await _all_records("basic", key)
-        violations = await _all_records("violation", key)
+        basics = await orc.store.all_records("basic", key)
+        violations = await orc.store.all_records("violation", key)
         return render(
             request,
             "_target.html",
@@ -208,18 +204,6 @@ def _router(orc: Orchestrator, session: Session, templates: Jinja2Templates) -> 
             alerts=_alerts(key),
             chart_size=(carrier.CHART_WIDTH, carrier.CHART_HEIGHT),
         )
-
-    async def _all_records(kind: str, target: str) -> list[Any]:
-        """Every live record of one kind for one target (a carrier has thousands at most)."""
-        found: list[Any] = []
-        cursor: str | None = None
-        for _ in range(MAX_RECORD_PAGES):
-            query = RecordQuery(kind=kind, target=target, limit=RECORD_PAGE, cursor=cursor)
-            rows, cursor = await orc.store.list_records(query)
-            found.extend(rows)
-            if cursor is None:
-                break
-        return found
 
     # --- actions -----------------------------------------------------------
 

@@ -349,6 +349,19 @@ class Store:
         async with self._writing() as conn:
             return await records.mark_missing_deleted(conn, scope, now)
 
+    async def all_records(self, kind: str, target: str, *, limit: int = 100_000) -> list[Row[Any]]:
+        """The live records of one kind for one target (``""``: none), up to ``limit``."""
+        found: list[Row[Any]] = []
+        cursor: str | None = None
+        while len(found) < limit:
+            page = min(2_000, limit - len(found))
+            query = RecordQuery(kind=kind, target=target, limit=page, cursor=cursor)
+            rows, cursor = await self.list_records(query)
+            found.extend(rows)
+            if cursor is None:
+                break
+        return found
+
     async def versions_at(self, ids: Sequence[int], moment: datetime) -> dict[int, dict[str, Any]]:
         """The data these records had at ``moment``, for those that changed since."""
         async with self.engine.connect() as conn:
