@@ -256,7 +256,8 @@ async def test_sync_status(api: httpx.AsyncClient) -> None:
     response = await api.get("/api/sync/status")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"sources", "health"}
+    assert set(body) == {"sources", "health", "eta"}
+    assert body["eta"]["runs_left"] == 1  # the queued catalog run
     by_name = {source["source"]: source for source in body["sources"]}
     assert set(by_name["catalog"]) == {
         "source",
