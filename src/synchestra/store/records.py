@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, String, any_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Row, String, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +21,12 @@ from synchestra.store.schema import records
 from synchestra.store.targets import storable
 
 _CHUNK = 500
+ANALYZE_AFTER = 20_000
+"""Records created in one call after which PostgreSQL re-reads the table's statistics.
+
+Without them (a first big load), it plans the lookup of stored hashes as a scan of
+the whole scope with ``key`` as a filter, which makes a large load quadratic;
+``ANALYZE`` inside the transaction counts its own new rows."""
 MAX_CHANGED_KEYS = 100
 
 
@@ -94,9 +100,15 @@ async def upsert(
     _refuse_unstorable(scope.kind, latest)
     counts = ChangeCounts()
     keys = list(latest)
+    since_analyze = 0
     for start in range(0, len(keys), _CHUNK):
         chunk = {k: latest[k] for k in keys[start : start + _CHUNK]}
-        counts.add(await _upsert_chunk(conn, scope, chunk, now))
+        added = await _upsert_chunk(conn, scope, chunk, now)
+        counts.add(added)
+        since_analyze += added.created
+        if since_analyze >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+            await conn.execute(text("ANALYZE records"))
+            since_analyze = 0
     return counts
 
 
