@@ -32,10 +32,10 @@ import httpx
 import uvicorn
 
 from synchestra import Orchestrator, SyncContext, Target
-from synchestra.api.app import create_app
 from synchestra.config import parse_config
-from synchestra.models import RunState
-from synchestra.servers import bind_loopback, wait_started
+from synchestra.core.models import RunState
+from synchestra.interfaces.http.app import create_app
+from synchestra.interfaces.servers import bind_loopback, wait_started
 
 SOURCES = ("alpha", "beta", "gamma")
 CHUNK = 1000

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from synchestra import Orchestrator
-from synchestra.models import Target
+from synchestra.core.models import Target
 from synchestra.simulator import DEFAULT_SAFERWEB_KEY, DEFAULT_WEBKEY
 
 LATENCY = 0.05

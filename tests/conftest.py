@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from synchestra.clock import FakeClock
+from synchestra.core.clock import FakeClock
 from synchestra.store import Store
 
 PG_HOST = "127.0.0.1"

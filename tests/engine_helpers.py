@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from synchestra.clock import FakeClock
 from synchestra.config import Config, parse_config
-from synchestra.events import Event, Subscription
-from synchestra.orchestrator import Orchestrator
+from synchestra.core.clock import FakeClock
+from synchestra.core.events import Event, Subscription
+from synchestra.engine.orchestrator import Orchestrator
 
 T = TypeVar("T")
 SAFETY = 5.0

@@ -18,12 +18,12 @@ import httpx
 import pytest
 
 from engine_helpers import opened, within
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.errors import InputError
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.errors import InputError
+from synchestra.core.models import Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
 from synchestra.store.records import MAX_ID, encode_cursor
 
 TOKEN = "s3cret-token-value"

@@ -25,12 +25,12 @@ import pytest
 from fastapi import FastAPI
 
 from engine_helpers import opened, until, within
-from synchestra.api import create_app
-from synchestra.api.routes_events import HEARTBEAT, event_stream
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.events import EventBus
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.events import EventBus
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
+from synchestra.interfaces.http.routes_events import HEARTBEAT, event_stream
 from test_api import SQLITE_ONLY
 
 TOKEN = "s3cret-token-value"

@@ -31,10 +31,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from engine_helpers import opened
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.core.clock import FakeClock
+from synchestra.core.models import Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
 from test_api import AUTH, TOKEN, setup
 
 BASE_URL = "http://127.0.0.1"

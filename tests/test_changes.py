@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from engine_helpers import opened, within
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.events import iso
-from synchestra.models import Mode
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.events import iso
+from synchestra.core.models import Mode
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
 
 TOKEN = "changes-token"
 

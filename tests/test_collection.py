@@ -22,17 +22,17 @@ import httpx
 import pytest
 
 from engine_helpers import cfg, opened, within
-from synchestra import collection
-from synchestra.clock import FakeClock
-from synchestra.collection import format_instant, parse_instant
-from synchestra.collection.spec import Paging, parse_spec
 from synchestra.config import Config
-from synchestra.errors import ConfigError
-from synchestra.events import Event, Subscription
-from synchestra.models import Mode, Run, RunState, Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors import collection
+from synchestra.connectors.collection import format_instant, parse_instant
+from synchestra.connectors.collection.spec import Paging, parse_spec
+from synchestra.core.clock import FakeClock
+from synchestra.core.errors import ConfigError
+from synchestra.core.events import Event, Subscription
+from synchestra.core.models import Mode, Run, RunState, Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.engine.sources import spec_from_config
 from synchestra.simulator import ErpSizes, SimulatorConfig, run_simulator
-from synchestra.sources import spec_from_config
 from synchestra.store import RecordQuery
 
 # customers: empty; products: one page of 10; prices: exactly two full pages; orders: three

@@ -16,10 +16,10 @@ from synchestra.config import (
     parse_config,
     resolve_config_path,
 )
-from synchestra.context import SyncContext
-from synchestra.durations import Rate
-from synchestra.errors import ConfigError, UnknownSource
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.durations import Rate
+from synchestra.core.errors import ConfigError, UnknownSource
+from synchestra.engine.orchestrator import Orchestrator
 
 # Verbatim from CONTRACT.md, "Configuration (TOML)".
 CONTRACT_EXAMPLE = """\

@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from engine_helpers import opened, within
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.dashboard.routes import relative
-from synchestra.dashboard.session import COOKIE
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.models import Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.dashboard.routes import relative
+from synchestra.interfaces.dashboard.session import COOKIE
+from synchestra.interfaces.http import create_app
 from synchestra.store import RecordScope
 
 TOKEN = "dashboard-s3cret"

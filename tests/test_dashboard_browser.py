@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from engine_helpers import opened
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
-from synchestra.servers import serving
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.models import Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
+from synchestra.interfaces.servers import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

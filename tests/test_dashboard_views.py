@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synchestra.dashboard import carrier, timeline
-from synchestra.models import Mode, Run, RunState
+from synchestra.core.models import Mode, Run, RunState
+from synchestra.interfaces.dashboard import carrier, timeline
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

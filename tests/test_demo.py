@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from synchestra.demo import run_demo
+from synchestra.demo.run import run_demo
 
 CARRIERS = 4
 

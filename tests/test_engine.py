@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 
 from engine_helpers import SAFETY, cfg, next_event, opened, until, within
-from synchestra import views
-from synchestra.clock import FakeClock
 from synchestra.config import Config
-from synchestra.context import SyncContext
-from synchestra.errors import NotConfigured, RetryableError
-from synchestra.events import Event, Subscription, iso
-from synchestra.models import Mode, Run, RunState, Target
-from synchestra.orchestrator import Orchestrator
-from synchestra.retry import RetryPolicy
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.errors import NotConfigured, RetryableError
+from synchestra.core.events import Event, Subscription, iso
+from synchestra.core.models import Mode, Run, RunState, Target
+from synchestra.engine import status as views
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.engine.retry import RetryPolicy
 from synchestra.store import RecordQuery
 
 TARGETS = [

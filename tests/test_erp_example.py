@@ -33,14 +33,14 @@ import pytest
 
 from engine_helpers import SAFETY, opened
 from synchestra.cli import main
-from synchestra.clock import FakeClock
-from synchestra.collection import parse_instant
 from synchestra.config import Config, SourceConfig, load_config
-from synchestra.events import Event, Subscription
-from synchestra.models import Run, RunState
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.collection import parse_instant
+from synchestra.core.clock import FakeClock
+from synchestra.core.events import Event, Subscription
+from synchestra.core.models import Run, RunState
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.engine.sources import spec_from_config
 from synchestra.simulator import Simulator, SimulatorConfig, run_simulator
-from synchestra.sources import spec_from_config
 from synchestra.store import RecordQuery
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "erp.toml"

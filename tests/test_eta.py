@@ -8,17 +8,17 @@ import httpx
 import pytest
 
 from engine_helpers import cfg, opened, within
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
 from synchestra.config import Config
-from synchestra.context import SyncContext
-from synchestra.display import eta_line
-from synchestra.durations import Rate
-from synchestra.eta import Backlog, CostBook, RunCost, api_eta, estimate
-from synchestra.events import iso
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
-from synchestra.ratelimit import ApiLimiter
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.durations import Rate
+from synchestra.core.events import iso
+from synchestra.core.models import Backlog, Target
+from synchestra.engine.eta import CostBook, RunCost, api_eta, estimate
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.cli.display import eta_line
+from synchestra.interfaces.http import create_app
+from synchestra.upstream.ratelimit import ApiLimiter
 
 
 def limiter(rate: int | None, concurrency: int | None = None) -> ApiLimiter:

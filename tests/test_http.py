@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from synchestra.clock import FakeClock
-from synchestra.durations import Rate
-from synchestra.errors import HTTPFailure, NotConfigured, RetryableError, SyncError
-from synchestra.http import (
+from synchestra.core.clock import FakeClock
+from synchestra.core.durations import Rate
+from synchestra.core.errors import HTTPFailure, NotConfigured, RetryableError, SyncError
+from synchestra.core.redact import MASK, Redactor, redact_url
+from synchestra.upstream.client import (
     DEFAULT_RETRY_AFTER,
     MAX_RETRY_AFTER,
     USER_AGENT,
@@ -27,8 +28,7 @@ from synchestra.http import (
     get_json,
     retry_after_delay,
 )
-from synchestra.ratelimit import ApiLimiter
-from synchestra.redact import MASK, Redactor, redact_url
+from synchestra.upstream.ratelimit import ApiLimiter
 
 SECRET = "s3cr3t-Key/42"
 BASE = "https://api.example.test"

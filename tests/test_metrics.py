@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine_helpers import opened, within
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.models import Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
 
 TOKEN = "s3cret-token-value"
 CATALOG_SECONDS = 3.0

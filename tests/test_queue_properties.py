@@ -27,8 +27,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from synchestra.clock import FakeClock
-from synchestra.models import Enqueued, Mode, Outcome, Run, RunRequest, RunState
+from synchestra.core.clock import FakeClock
+from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunRequest, RunState
 from synchestra.store import ClaimLimits, Store
 
 T = TypeVar("T")

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synchestra.clock import FakeClock
-from synchestra.durations import Rate
-from synchestra.ratelimit import ApiLimiter
+from synchestra.core.clock import FakeClock
+from synchestra.core.durations import Rate
+from synchestra.upstream.ratelimit import ApiLimiter
 
 
 async def _settle(turns: int = 50) -> None:

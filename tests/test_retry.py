@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synchestra.errors import (
+from synchestra.core.errors import (
     ConfigError,
     HTTPFailure,
     NotConfigured,
@@ -18,7 +18,13 @@ from synchestra.errors import (
     SyncError,
     SyncTimeout,
 )
-from synchestra.retry import RetryDecision, RetryPolicy, backoff_ceiling, decide, is_retryable
+from synchestra.engine.retry import (
+    RetryDecision,
+    RetryPolicy,
+    backoff_ceiling,
+    decide,
+    is_retryable,
+)
 
 MICROSECOND = timedelta(microseconds=1)
 

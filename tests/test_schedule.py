@@ -1,4 +1,4 @@
-"""Tests for synchestra.schedule.
+"""Tests for synchestra.engine.schedules.
 
 The cron tests compare next_fire with a brute-force oracle written here from scratch: it walks
 UTC minutes, looks at the local wall clock and decides on its own whether classic cron fires,
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synchestra.schedule import (
+from synchestra.engine.schedules import (
     CronSchedule,
     IntervalSchedule,
     Timing,

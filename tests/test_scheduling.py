@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from engine_helpers import SAFETY, next_event, opened, until
-from synchestra import views
-from synchestra.clock import FakeClock
-from synchestra.context import SyncContext
-from synchestra.events import iso
-from synchestra.models import Run, RunState, Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import FakeClock
+from synchestra.core.events import iso
+from synchestra.core.models import Run, RunState, Target
+from synchestra.engine import status as views
+from synchestra.engine.orchestrator import Orchestrator
 
 START = datetime(2026, 1, 5, 12, 3, tzinfo=UTC)
 TARGETS = [Target(f"dot:{n}", f"Carrier {n}") for n in range(1, 5)]

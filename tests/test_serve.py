@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from synchestra.config import ApiServerConfig
-from synchestra.errors import ConfigError
-from synchestra.serve import api_token, is_loopback
+from synchestra.core.errors import ConfigError
+from synchestra.interfaces.serve import api_token, is_loopback
 
 
 @pytest.mark.parametrize(

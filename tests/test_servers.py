@@ -8,9 +8,9 @@ from contextlib import AsyncExitStack
 import httpx
 
 from engine_helpers import opened, within
-from synchestra.api import create_app
-from synchestra.clock import FakeClock
-from synchestra.servers import serving
+from synchestra.core.clock import FakeClock
+from synchestra.interfaces.http import create_app
+from synchestra.interfaces.servers import serving
 
 
 async def test_stopping_the_server_ends_open_event_streams(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from synchestra.cli import main
-from synchestra.errors import InputError
+from synchestra.core.errors import InputError
 from synchestra.simulator import (
     ApiConfig,
     ErpSizes,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from synchestra.clock import FakeClock
-from synchestra.errors import InputError
-from synchestra.models import Mode, Outcome, Run, RunRequest, RunState, Target
+from synchestra.core.clock import FakeClock
+from synchestra.core.errors import InputError
+from synchestra.core.models import Mode, Outcome, Run, RunRequest, RunState, Target
 from synchestra.store import ClaimLimits, RecordQuery, RecordScope, Store, Turn
 
 LEASE = timedelta(minutes=5)

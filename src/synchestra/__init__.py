@@ -7,9 +7,9 @@ isolation, and keeps every run's outcome and status in a database.
 
 from __future__ import annotations
 
-from synchestra.clock import Clock, FakeClock, SystemClock
-from synchestra.context import SyncContext
-from synchestra.errors import (
+from synchestra.connectors.context import SyncContext
+from synchestra.core.clock import Clock, FakeClock, SystemClock
+from synchestra.core.errors import (
     ConfigError,
     HTTPFailure,
     InputError,
@@ -19,11 +19,11 @@ from synchestra.errors import (
     SynchestraError,
     SyncTimeout,
 )
-from synchestra.events import Event, EventBus
-from synchestra.models import Mode, Run, RunState, Target
-from synchestra.orchestrator import Orchestrator
-from synchestra.retry import RetryPolicy
-from synchestra.summary import SyncSummary
+from synchestra.core.events import Event, EventBus
+from synchestra.core.models import Mode, Run, RunState, Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.engine.retry import RetryPolicy
+from synchestra.engine.summary import SyncSummary
 
 __all__ = [
     "Clock",

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 
 from engine_helpers import within
-from synchestra.clock import FakeClock
 from synchestra.config import Config, parse_config
-from synchestra.models import Run, Target
-from synchestra.orchestrator import Orchestrator
-from synchestra.sources import spec_from_config
+from synchestra.core.clock import FakeClock
+from synchestra.core.models import Run, Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.engine.sources import spec_from_config
 from synchestra.store import RecordQuery
 
 SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "fmcsa-samples"

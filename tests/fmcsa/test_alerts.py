@@ -9,7 +9,7 @@ from typing import Any
 
 from engine_helpers import within
 from fmcsa.test_end_to_end import DOTS, ENVIRON, synced_fleet
-from synchestra.fmcsa.alerts import (
+from synchestra.connectors.fmcsa.alerts import (
     MAX_VIOLATION_ALERTS,
     basic_alerts,
     latest_states,

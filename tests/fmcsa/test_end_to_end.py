@@ -18,8 +18,9 @@ import pytest
 
 from engine_helpers import within
 from synchestra.config import parse_config
-from synchestra.models import Target
-from synchestra.orchestrator import Orchestrator
+from synchestra.core.models import Target
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.engine.summary import SyncSummary
 from synchestra.simulator import (
     DEFAULT_SAFERWEB_KEY,
     DEFAULT_WEBKEY,
@@ -31,7 +32,6 @@ from synchestra.simulator import (
     run_simulator,
 )
 from synchestra.store import RecordQuery
-from synchestra.summary import SyncSummary
 
 CARRIERS = 6
 FIRST_DOT = 1_000_001

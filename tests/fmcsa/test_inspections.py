@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from fmcsa.helpers import ENVIRON, SAFERWEB_KEY, FakeFmcsa, opened, records, sample, sync_one
-from synchestra.models import RunState
+from synchestra.core.models import RunState
 
 SNAPSHOT = "saferwebapi-related/python-safer_Company.to_json_usdot698887.json"
 PATH = "/v2/usdot/snapshot/698887"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from synchestra.errors import InputError
-from synchestra.fmcsa import dot_number, normalize_dot_key
-from synchestra.models import Target
+from synchestra.connectors.fmcsa import dot_number, normalize_dot_key
+from synchestra.core.errors import InputError
+from synchestra.core.models import Target
 
 HOSTILE = [
     "1' OR '1'='1",

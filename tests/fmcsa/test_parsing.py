@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synchestra.fmcsa.parsing import (
+from synchestra.connectors.fmcsa.parsing import (
     FLAG,
     PERCENT,
     century_year,

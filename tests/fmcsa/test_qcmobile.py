@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from fmcsa.helpers import WEBKEY, FakeFmcsa, opened, records, sample, sync_one
-from synchestra.connectors import resolve_connector
-from synchestra.models import RunState
+from synchestra.connectors.registry import resolve_connector
+from synchestra.core.models import RunState
 
 CARRIER_2025 = "qcmobile/carrier_125550_2025-09-03.json"
 CARRIER_2021 = "qcmobile/carrier_158121_2021-02-28.json"

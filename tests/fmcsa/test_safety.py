@@ -12,9 +12,9 @@ import pytest
 
 from engine_helpers import within
 from fmcsa.helpers import CONNECTORS, SECRETS, WEBKEY, FakeFmcsa, opened, records, sample
-from synchestra import views
-from synchestra.models import RunState, Target
-from synchestra.summary import run_dict
+from synchestra.core.models import RunState, Target
+from synchestra.engine import status as views
+from synchestra.engine.summary import run_dict
 
 HOSTILE = ["1' OR '1'='1", "../", "dot:../1", "dot:123456789", "123456789", "dot:12a", "mc:1234"]
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from fmcsa.helpers import APP_TOKEN, FakeFmcsa, opened, records, sample, sync_one
-from synchestra.models import RunState
+from synchestra.core.models import RunState
 
 ROWS_1021580 = "datahub-socrata/8mt8-2mdr_violations_dot1021580_captured-2026-09-08.json"
 ROW_511440 = "datahub-socrata/8mt8-2mdr_violation_row_dot511440_captured-2026-09-14.json"

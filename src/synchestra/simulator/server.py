@@ -16,8 +16,8 @@ from typing import Any
 
 import uvicorn
 
-from synchestra.errors import InputError
-from synchestra.servers import bind_loopback, wait_started
+from synchestra.core.errors import InputError
+from synchestra.interfaces.servers import bind_loopback, wait_started
 from synchestra.simulator.app import PREFIXES, build_app
 from synchestra.simulator.config import API_NAMES, ApiConfig, ApiName, SimulatorConfig
 from synchestra.simulator.counters import ApiCounters

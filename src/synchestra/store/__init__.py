@@ -18,8 +18,8 @@ from typing import Any, Self
 from sqlalchemy import Row, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from synchestra.eta import Backlog
-from synchestra.models import (
+from synchestra.core.models import (
+    Backlog,
     Enqueued,
     Outcome,
     Run,

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from synchestra.models import Run, Target
+from synchestra.core.models import Run, Target
 from synchestra.store.queue import run_from_row
 from synchestra.store.schema import ONLY_ACTIVE, pair_status, runs, targets
 from synchestra.store.status import PairStatus, pair_from_row

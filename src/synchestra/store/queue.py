@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from synchestra.models import NO_TARGET, Enqueued, Mode, Outcome, Run, RunRequest, RunState
+from synchestra.core.models import NO_TARGET, Enqueued, Mode, Outcome, Run, RunRequest, RunState
 from synchestra.store.dialect import insert_for
 from synchestra.store.schema import ONLY_QUEUED, runs
 

@@ -14,8 +14,8 @@ from sqlalchemy import ColumnElement, Row, String, any_, bindparam, or_, select,
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from synchestra.errors import InputError
-from synchestra.models import NO_TARGET
+from synchestra.core.errors import InputError
+from synchestra.core.models import NO_TARGET
 from synchestra.store import versions
 from synchestra.store.schema import records
 from synchestra.store.targets import storable

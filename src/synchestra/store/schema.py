@@ -1,7 +1,7 @@
 """The tables, as SQLAlchemy Core metadata shared by the store and the migrations.
 
 "No target" is stored as the empty string so that (source, target) can be a
-primary key on every database; :data:`synchestra.models.NO_TARGET` names it.
+primary key on every database; :data:`synchestra.core.models.NO_TARGET` names it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from synchestra.models import NO_TARGET, Outcome, RunState
+from synchestra.core.models import NO_TARGET, Outcome, RunState
 from synchestra.store.dialect import insert_for
 from synchestra.store.schema import pair_status, runs, source_state
 

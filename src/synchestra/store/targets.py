@@ -22,8 +22,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from synchestra.errors import InputError
-from synchestra.models import Target
+from synchestra.core.errors import InputError
+from synchestra.core.models import Target
 from synchestra.store.dialect import insert_for
 from synchestra.store.schema import pair_status, runs, targets
 

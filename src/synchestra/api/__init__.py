@@ -1,5 +1,0 @@
-"""The HTTP API of the contract: :func:`create_app` builds it over an open orchestrator."""
-
-from synchestra.api.app import create_app
-
-__all__ = ["create_app"]

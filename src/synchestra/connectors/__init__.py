@@ -1,0 +1,1 @@
+"""What a source sees (SyncContext), finding connectors, and the built-in ones."""

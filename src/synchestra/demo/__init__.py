@@ -1,0 +1,1 @@
+"""``synchestra demo`` and the example sources it and ``examples/fleet.toml`` use."""

@@ -1,0 +1,332 @@
+"""The orchestrator: what a user holds. Sources, targets, requests, and the lifecycle.
+
+It owns the store, the event bus, the per-API clients and the
+:class:`~synchestra.engine.dispatcher.Dispatcher` whose loop runs the queue.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+from synchestra.config import Config, load_config
+from synchestra.config.targets_csv import read_targets_csv
+from synchestra.connectors.registry import SourceFunction
+from synchestra.core.clock import Clock, SystemClock
+from synchestra.core.durations import parse_duration
+from synchestra.core.errors import ConfigError, InputError, UnknownSource, UnknownTarget
+from synchestra.core.events import EventBus
+from synchestra.core.models import (
+    Enqueued,
+    Mode,
+    Run,
+    RunRequest,
+    RunState,
+    Target,
+    validate_target_key,
+)
+from synchestra.core.redact import Redactor
+from synchestra.engine import status as views
+from synchestra.engine.dispatcher import Dispatcher
+from synchestra.engine.eta import estimate
+from synchestra.engine.retry import RetryPolicy
+from synchestra.engine.sources import SourceSpec, make_timing, spec_from_config
+from synchestra.engine.summary import SyncSummary, summarize
+from synchestra.store import Store
+from synchestra.upstream.apis import Apis
+
+
+class Orchestrator:
+    """Schedules, queues and runs the syncs of its sources.
+
+    Use it as an async context manager; :meth:`serve` runs the scheduler until
+    stopped, :meth:`sync` runs chosen syncs now and reports how they ended.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        database_url: str | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        environ: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.database_url = database_url or self.config.database.url
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.sources: dict[str, SourceSpec] = {}
+        self.bus = EventBus()
+        self.apis = Apis(
+            self.config,
+            clock=self.clock,
+            environ=environ if environ is not None else os.environ,
+            redactor=Redactor(),
+            transport=transport,
+        )
+        self._store: Store | None = None
+        self._dispatcher: Dispatcher | None = None
+
+    # --- building ----------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: str | Path | Config, **kwargs: Any) -> Self:
+        """An orchestrator with the sources of a config (a TOML file, or one already parsed)."""
+        if not isinstance(config, Config):
+            config = load_config(Path(config))
+        orchestrator = cls(config, **kwargs)
+        for source in config.sources:
+            orchestrator.add_source(spec_from_config(source, config))
+        return orchestrator
+
+    def add_source(self, spec: SourceSpec) -> None:
+        if spec.name in self.sources:
+            raise InputError(f"source {spec.name!r} is defined twice")
+        if spec.api is not None:
+            try:
+                self.config.api(spec.api)
+            except ConfigError as error:  # found now, not when the dispatcher first needs it
+                raise ConfigError(f"source {spec.name!r}: {error}") from None
+        self.sources[spec.name] = spec
+
+    def source(
+        self,
+        name: str,
+        *,
+        per_target: bool = False,
+        schedule: str | None = None,
+        every: str | None = None,
+        offset: str = "0s",
+        spread: str = "0s",
+        priority: int = 0,
+        group: str | None = None,
+        api: str | None = None,
+        timeout: str = "10m",
+        retry: RetryPolicy | None = None,
+        stale_after: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Callable[[SourceFunction], SourceFunction]:
+        """Register the decorated async function as source ``name``."""
+
+        def register(function: SourceFunction) -> SourceFunction:
+            self.add_source(
+                SourceSpec(
+                    name=name,
+                    function=function,
+                    per_target=per_target,
+                    timing=make_timing(schedule, every, offset, spread, self.config.timezone),
+                    priority=priority,
+                    group=group,
+                    api=api,
+                    timeout=parse_duration(timeout),
+                    retry=retry or RetryPolicy(),
+                    stale_after=parse_duration(stale_after) if stale_after else None,
+                    params=dict(params or {}),
+                )
+            )
+            return function
+
+        return register
+
+    # --- lifecycle ---------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the orchestrator is not open: use 'async with orchestrator'")
+        return self._store
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RuntimeError("the orchestrator is not open: use 'async with orchestrator'")
+        return self._dispatcher
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.apis.redactor
+
+    @property
+    def running(self) -> bool:
+        """Whether the dispatcher's loop is running (it stops only when asked, or on a bug)."""
+        return self._dispatcher is not None and self._dispatcher.running
+
+    async def __aenter__(self) -> Self:
+        self._store = await Store.open(self.database_url, aging=self.config.engine.aging)
+        now = self.clock.now()
+        await self._store.ensure_sources(list(self.sources), now)
+        if self.config.targets.import_ is not None:
+            await self._store.put_targets(read_targets_csv(self.config.targets.import_), now)
+        self._dispatcher = Dispatcher(
+            store=self._store,
+            sources=self.sources,
+            config=self.config,
+            clock=self.clock,
+            rng=self.rng,
+            bus=self.bus,
+            apis=self.apis,
+        )
+        await self._dispatcher.prepare(now)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+        await self.apis.aclose()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        self._dispatcher = None
+
+    def start(self, *, schedule: bool = True) -> None:
+        """Start the loop: claiming always, firing schedules when ``schedule``."""
+        self.dispatcher.start(schedule=schedule)
+
+    def request_stop(self) -> None:
+        """Stop claiming (safe to call from a signal handler)."""
+        self.dispatcher.request_stop()
+
+    async def stopped(self) -> None:
+        """Wait until a stop is requested."""
+        await self.dispatcher.stopped()
+
+    async def stop(self, grace: timedelta | None = None) -> None:
+        """Stop claiming, give running runs ``grace`` to end, interrupt the rest."""
+        if self._dispatcher is not None:
+            await self._dispatcher.stop(self.config.engine.grace if grace is None else grace)
+
+    async def serve(self) -> None:
+        """Run the scheduler and workers until :meth:`request_stop`, then shut down."""
+        self.start(schedule=True)
+        await self.stopped()
+        await self.stop()
+
+    # --- asking for syncs --------------------------------------------------
+
+    async def request(
+        self,
+        sources: Sequence[str] | None = None,
+        *,
+        targets: Sequence[str] | None = None,
+        all_targets: bool = False,
+        mode: Mode | str = Mode.AUTO,
+        priority: int | None = None,
+    ) -> list[Enqueued]:
+        """Queue syncs (deduplicated) and return the queued runs.
+
+        ``sources`` None means every source. Per-target sources run for
+        ``targets``, or for every target when no targets are given or
+        ``all_targets``; given targets and no sources, only per-target sources run.
+        """
+        mode = Mode(mode) if isinstance(mode, str) else mode
+        chosen = self._choose_sources(sources, targets_given=bool(targets))
+        target_keys = await self._choose_targets(targets, all_targets)
+        requests = [
+            RunRequest(
+                source=spec.name,
+                target=key,
+                mode=mode,
+                priority=spec.priority if priority is None else priority,
+                group=spec.group,
+                api=spec.api,
+            )
+            for spec in chosen
+            for key in (target_keys if spec.per_target else [None])
+        ]
+        answers = await self.store.enqueue(requests, self.clock.now())
+        self.dispatcher.announce_queued(answers)
+        self.dispatcher.wake()
+        return answers
+
+    def _choose_sources(
+        self, names: Sequence[str] | None, *, targets_given: bool
+    ) -> list[SourceSpec]:
+        if names:
+            for name in names:
+                if name not in self.sources:
+                    raise UnknownSource(name)
+            return [self.sources[name] for name in dict.fromkeys(names)]
+        specs = list(self.sources.values())
+        return [spec for spec in specs if spec.per_target] if targets_given else specs
+
+    async def _choose_targets(self, keys: Sequence[str] | None, all_targets: bool) -> list[str]:
+        if keys and not all_targets:
+            wanted = list(dict.fromkeys(validate_target_key(key) for key in keys))
+            known = await self.store.known_targets(wanted)
+            missing = [key for key in wanted if key not in known]
+            if missing:
+                raise UnknownTarget(missing[0])
+            return wanted
+        return await self.store.target_keys()
+
+    async def sync(
+        self,
+        sources: Sequence[str] | None = None,
+        *,
+        targets: Sequence[str] | None = None,
+        all_targets: bool = False,
+        mode: Mode | str = Mode.AUTO,
+    ) -> SyncSummary:
+        """Run these syncs now (in this process) and summarise how they ended."""
+        answers = await self.request(sources, targets=targets, all_targets=all_targets, mode=mode)
+        self.start(schedule=self.dispatcher.scheduling)
+        final_ids = await self.wait_for([answer.run.id for answer in answers])
+        return await summarize(await self.store.get_runs(final_ids), self.store)
+
+    async def wait_for(self, run_ids: Iterable[int]) -> list[int]:
+        """Wait until these runs end; return the ids of the runs that ended for them.
+
+        A queued run that a retry absorbed is answered by the retrying run.
+        """
+        ids = list(dict.fromkeys(run_ids))
+        futures = {run_id: self.dispatcher.waiter(run_id) for run_id in ids}
+        for run in await self.store.get_runs(ids):  # some may have ended already
+            if run.state.terminal and not futures[run.id].done():
+                futures[run.id].set_result(run.id)
+        return list(dict.fromkeys([await future for future in futures.values()]))
+
+    async def cancel(self, run_id: int) -> Run | None:
+        """Cancel a queued run, or stop a running one."""
+        run = await self.store.cancel(run_id, self.clock.now())
+        if run is None:
+            return None
+        if run.state is RunState.CANCELLED:
+            self.dispatcher.announce_cancelled(run)
+        else:
+            self.dispatcher.stop_running(run.id)
+        return run
+
+    # --- targets -----------------------------------------------------------
+
+    async def add_targets(self, targets: Sequence[Target]) -> None:
+        for target in targets:
+            validate_target_key(target.key)
+        await self.store.put_targets(targets, self.clock.now())
+
+    async def sync_status(self) -> dict[str, Any]:
+        """``GET /api/sync/status``'s document, with the queue's ETA (``eta``)."""
+        document = await views.sync_status(self.store, self.sources, self.clock.now())
+        return {**document, "eta": await self.eta()}
+
+    async def eta(self) -> dict[str, Any]:
+        """When the queue should be empty, from the backlog and the APIs' quotas (see eta.py)."""
+        backlogs = await self.store.backlog()
+        known = {api for api in backlogs if api is not None and self.config.knows_api(api)}
+        return estimate(
+            backlogs,
+            {api: self.apis.limiter(api) for api in known},
+            self.dispatcher.costs,
+            workers=self.config.engine.workers,
+            now=self.clock.now(),
+        )
+
+    def limiter_stats(self) -> dict[str, dict[str, int]]:
+        """Per API: requests started, 429s received, peak requests in flight."""
+        return self.apis.stats()

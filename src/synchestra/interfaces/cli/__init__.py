@@ -1,0 +1,1 @@
+"""The ``synchestra`` command line and its tables for people."""

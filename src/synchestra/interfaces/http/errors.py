@@ -1,0 +1,94 @@
+"""Every error answer is ``{"error": "...", "detail": ...}``: never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from synchestra.core.errors import InputError, UnknownSource
+
+log = logging.getLogger("synchestra.interfaces.http")
+
+
+class ApiError(Exception):
+    """An error answer: status, message and optional detail."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def answer(
+    status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_detail(exc: RequestValidationError) -> list[dict[str, str]]:
+    """The fields at fault, without echoing their values (they may hold secrets)."""
+    return [
+        {"field": _field(error.get("loc", ())), "message": str(error.get("msg", "invalid"))}
+        for error in exc.errors()
+    ]
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return answer(exc.status, exc.error, exc.detail, exc.headers)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = validation_detail(exc)
+    fields = ", ".join(dict.fromkeys(item["field"] for item in detail))
+    return answer(422, f"invalid request: {fields}", detail)
+
+
+async def _input(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InputError)
+    # An unknown source in the path is 404; an unknown target named in a body is 422
+    # (routes with a target key in the path answer 404 themselves).
+    return answer(404 if isinstance(exc, UnknownSource) else 422, str(exc))
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "not found", 405: "method not allowed"}
+    error = messages.get(exc.status_code) or str(exc.detail)
+    return answer(exc.status_code, error, None, exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return answer(500, "internal error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(InputError, _input)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,53 @@
+"""``synchestra serve``: the scheduler, the workers and the HTTP API in one process.
+
+The API token comes from the environment variable the config names. Without
+one, the API would be open to anyone who can reach the port, so ``serve``
+refuses to start unless it is bound to loopback and told ``--no-auth``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+
+from synchestra.config import ApiServerConfig
+from synchestra.core.errors import ConfigError
+from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.http import create_app
+from synchestra.interfaces.servers import ApiServer
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_token(
+    settings: ApiServerConfig, environ: Mapping[str, str], *, no_auth: bool
+) -> str | None:
+    """The bearer token, or None when running without auth is allowed."""
+    token = environ.get(settings.token_env, "")
+    if token:
+        return token
+    if no_auth and is_loopback(settings.host):
+        return None
+    if no_auth:
+        raise ConfigError(f"--no-auth is only allowed on a loopback address, not {settings.host}")
+    raise ConfigError(
+        f"no API token: set {settings.token_env} (api_server.token_env), "
+        "or pass --no-auth with a loopback host"
+    )
+
+
+async def serve(orc: Orchestrator, settings: ApiServerConfig, token: str | None) -> None:
+    """Run until SIGINT/SIGTERM (uvicorn catches them), then stop the orchestrator gracefully."""
+    async with orc:
+        app = create_app(orc, token=token)
+        server = ApiServer(app, host=settings.host, port=settings.port, log_level="info")
+        orc.start(schedule=True)
+        await server.serve()
+        await orc.stop()

@@ -1,0 +1,1 @@
+"""Talking to external APIs: rate limits, the client, GET and error helpers."""
