@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from synchestra.config import (
-    DEFAULT_APIS,
     Config,
     GroupConfig,
     SourceConfig,
@@ -17,6 +16,7 @@ from synchestra.config import (
     resolve_config_path,
 )
 from synchestra.connectors.context import SyncContext
+from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.durations import Rate
 from synchestra.core.errors import ConfigError, UnknownSource
 from synchestra.engine.orchestrator import Orchestrator
@@ -204,9 +204,9 @@ def test_default_apis_match_the_contract() -> None:
         ),
         "saferweb": ("https://saferwebapi.com", "SAFERWEB_API_KEY", "x-api-key", None, True),
     }
-    assert set(DEFAULT_APIS) == set(expected)
+    assert set(BUILTIN_APIS) == set(expected)
     for name, (url, env, header, query, required) in expected.items():
-        api = DEFAULT_APIS[name]
+        api = BUILTIN_APIS[name]
         assert api.name == name
         assert api.base_url == url
         assert api.auth is not None
@@ -217,19 +217,31 @@ def test_default_apis_match_the_contract() -> None:
 
 def test_a_source_may_name_a_default_api_without_configuring_it() -> None:
     config = parse_config(
-        {"sources": [{"name": "carrier", "connector": "fmcsa.carrier", "api": "qcmobile"}]}
+        {"sources": [{"name": "carrier", "connector": "fmcsa.carrier", "api": "qcmobile"}]},
+        builtin_apis=BUILTIN_APIS,
     )
-    assert config.api("qcmobile") is DEFAULT_APIS["qcmobile"]
+    assert config.api("qcmobile") is BUILTIN_APIS["qcmobile"]
     with pytest.raises(ConfigError, match="unknown api 'nope'"):
         config.api("nope")
 
 
+def test_the_config_itself_knows_no_provider() -> None:
+    """Built-in APIs come from the connectors: without them, qcmobile is just unknown."""
+    source = {"name": "carrier", "connector": "fmcsa.carrier", "api": "qcmobile"}
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.api: unknown api 'qcmobile'"):
+        parse_config({"sources": [source]})
+    assert Config().with_builtin_apis(BUILTIN_APIS).knows_api("qcmobile")
+
+
 def test_overriding_a_default_api_keeps_what_is_not_overridden() -> None:
-    config = parse_config({"apis": [{"name": "qcmobile", "base_url": "http://127.0.0.1:9000"}]})
+    config = parse_config(
+        {"apis": [{"name": "qcmobile", "base_url": "http://127.0.0.1:9000"}]},
+        builtin_apis=BUILTIN_APIS,
+    )
     api = config.api("qcmobile")
     assert api.base_url == "http://127.0.0.1:9000"
-    assert api.auth == DEFAULT_APIS["qcmobile"].auth
-    assert api.rate == DEFAULT_APIS["qcmobile"].rate
+    assert api.auth == BUILTIN_APIS["qcmobile"].auth
+    assert api.rate == BUILTIN_APIS["qcmobile"].rate
 
 
 def test_durations_and_rates_accept_numbers() -> None:

@@ -19,6 +19,7 @@ import httpx
 
 from engine_helpers import within
 from synchestra.config import Config, parse_config
+from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Run, Target
 from synchestra.engine.orchestrator import Orchestrator
@@ -103,6 +104,7 @@ def config(sources: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
             ],
         },
         origin="test",
+        builtin_apis=BUILTIN_APIS,
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from engine_helpers import within
 from synchestra.config import parse_config
+from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.models import Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.summary import SyncSummary
@@ -86,6 +87,7 @@ async def synced_fleet(
                 ],
             },
             origin="test",
+            builtin_apis=BUILTIN_APIS,
         )
         orc = Orchestrator.from_config(config, environ=environ)
         async with orc:

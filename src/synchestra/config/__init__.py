@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from synchestra.config.loading import load_config, parse_config, resolve_config_path
 from synchestra.config.schema import (
-    DEFAULT_APIS,
     ApiConfig,
     ApiServerConfig,
     AuthConfig,
@@ -22,7 +21,6 @@ from synchestra.config.schema import (
 )
 
 __all__ = [
-    "DEFAULT_APIS",
     "ApiConfig",
     "ApiServerConfig",
     "AuthConfig",

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from synchestra.config.schema import Config
+from synchestra.config.schema import ApiConfig, Config
 from synchestra.core.errors import ConfigError
 
 CONFIG_ENV = "SYNCHESTRA_CONFIG"
@@ -26,21 +26,31 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def parse_config(
-    data: Mapping[str, Any], *, origin: str = "<config>", base_dir: Path | None = None
+    data: Mapping[str, Any],
+    *,
+    origin: str = "<config>",
+    base_dir: Path | None = None,
+    builtin_apis: Mapping[str, ApiConfig] | None = None,
 ) -> Config:
     """Validate an already-parsed config; ``origin`` prefixes every error line.
 
     ``base_dir`` anchors relative paths (the config file's folder); without it
-    they stay as written.
+    they stay as written. ``builtin_apis`` are the APIs sources may name
+    without configuring (the built-in connectors' own, see
+    :data:`synchestra.connectors.registry.BUILTIN_APIS`); an ``[[apis]]`` table
+    of the same name inherits what it does not set.
     """
-    context = {"base_dir": base_dir.resolve() if base_dir is not None else None}
+    context = {
+        "base_dir": base_dir.resolve() if base_dir is not None else None,
+        "builtin_apis": dict(builtin_apis or {}),
+    }
     try:
         return Config.model_validate(dict(data), context=context)
     except ValidationError as exc:
         raise ConfigError(_format_errors(origin, exc.errors(include_url=False))) from None
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, *, builtin_apis: Mapping[str, ApiConfig] | None = None) -> Config:
     """Read and validate a TOML config file; every failure is a :class:`ConfigError`."""
     origin = str(path)
     try:
@@ -56,7 +66,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{origin}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
-    return parse_config(data, origin=origin, base_dir=path.parent)
+    return parse_config(data, origin=origin, base_dir=path.parent, builtin_apis=builtin_apis)
 
 
 def resolve_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:

@@ -31,6 +31,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -273,37 +274,6 @@ class TargetsConfig(_Model):
         return value if value.is_absolute() or base is None else base / value
 
 
-# Conservative default limits, well under what each service tolerates, so that
-# an unconfigured API is never hammered: QCMobile and DataHub 10 requests/s
-# with 4 in flight, SaferWebAPI (a paid, metered service) 5/s with 2 in flight.
-DEFAULT_APIS: dict[str, ApiConfig] = {
-    api.name: api
-    for api in (
-        ApiConfig(
-            name="qcmobile",
-            base_url="https://mobile.fmcsa.dot.gov",
-            rate=parse_rate("10/s"),
-            concurrency=4,
-            auth=AuthConfig(env="FMCSA_WEBKEY", query="webKey", required=True),
-        ),
-        ApiConfig(
-            name="datahub",
-            base_url="https://datahub.transportation.gov",
-            rate=parse_rate("10/s"),
-            concurrency=4,
-            auth=AuthConfig(env="SOCRATA_APP_TOKEN", header="X-App-Token", required=False),
-        ),
-        ApiConfig(
-            name="saferweb",
-            base_url="https://saferwebapi.com",
-            rate=parse_rate("5/s"),
-            concurrency=2,
-            auth=AuthConfig(env="SAFERWEB_API_KEY", header="x-api-key", required=True),
-        ),
-    )
-}
-
-
 class Config(_Model):
     timezone: NonEmpty = "UTC"
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -313,6 +283,7 @@ class Config(_Model):
     groups: list[GroupConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
     targets: TargetsConfig = Field(default_factory=TargetsConfig)
+    _builtin_apis: dict[str, ApiConfig] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -327,15 +298,17 @@ class Config(_Model):
 
     @field_validator("apis", mode="before")
     @classmethod
-    def _inherit_defaults(cls, value: object) -> object:
-        """Overriding a default API (e.g. only its base URL) keeps its other settings."""
+    def _inherit_defaults(cls, value: object, info: ValidationInfo) -> object:
+        """Overriding a built-in API (e.g. only its base URL) keeps its other settings."""
         if not isinstance(value, list):
             return value
-        return [_with_default_api(item) for item in value]
+        builtin = _builtin_apis(info)
+        return [_with_builtin_api(item, builtin) for item in value]
 
     @model_validator(mode="after")
-    def _cross_check(self) -> Config:
+    def _cross_check(self, info: ValidationInfo) -> Config:
         """References between tables; each problem on its own line, naming its key."""
+        self._builtin_apis = dict(_builtin_apis(info))
         problems = [
             *_duplicates("apis", [api.name for api in self.apis]),
             *_duplicates("groups", [group.name for group in self.groups]),
@@ -347,7 +320,7 @@ class Config(_Model):
         return self
 
     def _unknown_apis(self) -> Iterable[str]:
-        known = {api.name for api in self.apis} | DEFAULT_APIS.keys()
+        known = {api.name for api in self.apis} | self._builtin_apis.keys()
         for index, source in enumerate(self.sources):
             if source.api is not None and source.api not in known:
                 yield (
@@ -371,15 +344,25 @@ class Config(_Model):
         return sorted({name for name in named if name not in configured})
 
     def knows_api(self, name: str) -> bool:
-        return name in DEFAULT_APIS or any(api.name == name for api in self.apis)
+        return name in self._builtin_apis or any(api.name == name for api in self.apis)
+
+    def with_builtin_apis(self, builtin: Mapping[str, ApiConfig]) -> Config:
+        """This config, also knowing these built-in APIs (its own come first).
+
+        For a config built in code; a config read from TOML gets them when it is
+        parsed, so that its ``[[apis]]`` tables can inherit from them.
+        """
+        copy = self.model_copy()
+        copy._builtin_apis = {**builtin, **self._builtin_apis}
+        return copy
 
     def api(self, name: str) -> ApiConfig:
-        """The configured API of that name, else the built-in default."""
+        """The configured API of that name, else the built-in one."""
         for api in self.apis:
             if api.name == name:
                 return api
-        if name in DEFAULT_APIS:
-            return DEFAULT_APIS[name]
+        if name in self._builtin_apis:
+            return self._builtin_apis[name]
         raise ConfigError(f"unknown api {name!r}")
 
     def group(self, name: str) -> GroupConfig | None:
@@ -423,10 +406,17 @@ def _resolve_sqlite_url(url: str, base: Path | None) -> str:
     return f"{scheme}:///{resolved}{query_sep}{query}"
 
 
-def _with_default_api(item: object) -> object:
+def _builtin_apis(info: ValidationInfo) -> Mapping[str, ApiConfig]:
+    """The built-in APIs the loader was given (connectors bring them)."""
+    context = info.context
+    builtin = context.get("builtin_apis") if isinstance(context, Mapping) else None
+    return builtin if isinstance(builtin, Mapping) else {}
+
+
+def _with_builtin_api(item: object, builtin: Mapping[str, ApiConfig]) -> object:
     if not isinstance(item, Mapping):
         return item
-    default = DEFAULT_APIS.get(str(item.get("name")))
+    default = builtin.get(str(item.get("name")))
     if default is None:
         return item
     inherited = {

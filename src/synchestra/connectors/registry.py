@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from synchestra.config import ApiConfig
+from synchestra.connectors.fmcsa.apis import DEFAULT_APIS as FMCSA_APIS
 from synchestra.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,7 +28,10 @@ BUILTINS: dict[str, str] = {
     "fmcsa.inspections": "synchestra.connectors.fmcsa.inspections:inspections",
     "http.collection": "synchestra.connectors.collection:collection",
 }
-"""Built-in connector name -> ``module:function`` (filled in as connectors land)."""
+"""Built-in connector name -> ``module:function``."""
+
+BUILTIN_APIS: dict[str, ApiConfig] = {**FMCSA_APIS}
+"""The APIs built-in connectors bring: a source may name them without ``[[apis]]``."""
 
 
 def resolve_connector(name: str) -> SourceFunction:

@@ -17,7 +17,7 @@ import httpx
 
 from synchestra.config import Config, load_config
 from synchestra.config.targets_csv import read_targets_csv
-from synchestra.connectors.registry import SourceFunction
+from synchestra.connectors.registry import BUILTIN_APIS, SourceFunction
 from synchestra.core.clock import Clock, SystemClock
 from synchestra.core.durations import parse_duration
 from synchestra.core.errors import ConfigError, InputError, UnknownSource, UnknownTarget
@@ -59,7 +59,7 @@ class Orchestrator:
         environ: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.config = config or Config()
+        self.config = (config or Config()).with_builtin_apis(BUILTIN_APIS)
         self.database_url = database_url or self.config.database.url
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -81,7 +81,7 @@ class Orchestrator:
     def from_config(cls, config: str | Path | Config, **kwargs: Any) -> Self:
         """An orchestrator with the sources of a config (a TOML file, or one already parsed)."""
         if not isinstance(config, Config):
-            config = load_config(Path(config))
+            config = load_config(Path(config), builtin_apis=BUILTIN_APIS)
         orchestrator = cls(config, **kwargs)
         for source in config.sources:
             orchestrator.add_source(spec_from_config(source, config))
