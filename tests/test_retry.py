@@ -25,6 +25,7 @@ from synchestra.engine.retry import (
     decide,
     is_retryable,
 )
+from synchestra.upstream.errors import from_httpx
 
 MICROSECOND = timedelta(microseconds=1)
 
@@ -47,9 +48,11 @@ class Throttled(RetryableError):
         (HTTPFailure(400, "api"), False),
         (HTTPFailure(401, "api"), False),
         (HTTPFailure(404, "api"), False),
-        (httpx.ConnectError("refused"), True),
-        (httpx.ReadTimeout("slow"), True),
-        (httpx.RemoteProtocolError("bad"), True),
+        (from_httpx(httpx.ConnectError("refused")), True),
+        (from_httpx(httpx.ReadTimeout("slow")), True),
+        (from_httpx(httpx.RemoteProtocolError("bad")), True),
+        (from_httpx(httpx.DecodingError("garbled")), False),
+        (httpx.ConnectError("untranslated: the engine translates before deciding"), False),
         (NotConfigured("not configured: KEY is not set"), False),
         (SyncTimeout("ran past 10m"), False),
         (SyncError("invalid JSON from api"), False),
@@ -181,3 +184,16 @@ def test_delays_stay_within_equal_jitter_bounds(
         else:
             assert decision.retry
             assert ceiling / 2 - MICROSECOND <= decision.delay <= ceiling
+
+
+def test_httpx_errors_become_ours_without_the_url() -> None:
+    secret_url = "https://api.example/x?webKey=SECRET"
+    request = httpx.Request("GET", secret_url)
+    refused = from_httpx(httpx.ConnectError(f"refused {secret_url}", request=request), "qcmobile")
+    assert isinstance(refused, RetryableError)
+    assert str(refused) == "network error from qcmobile: ConnectError"
+    garbled = from_httpx(httpx.DecodingError(f"bad {secret_url}", request=request))
+    assert type(garbled) is SyncError
+    assert str(garbled) == "DecodingError (network error)"
+    other = ValueError("not httpx's")
+    assert from_httpx(other) is other

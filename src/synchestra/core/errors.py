@@ -13,7 +13,7 @@
         ├── HTTPFailure      an HTTP error status from an API (5xx and 429 retryable)
         └── RetryableError   any other transient failure worth another attempt
 
-Third-party errors (httpx) are translated once, in :mod:`synchestra.upstream.client`.
+Third-party errors (httpx) are translated once, in :mod:`synchestra.upstream.errors`.
 """
 
 from __future__ import annotations
@@ -65,10 +65,14 @@ class HTTPFailure(SyncError):
     Only 429 and 5xx are transient; other statuses fail the run at once.
     """
 
-    def __init__(self, status: int, api: str) -> None:
-        super().__init__(f"HTTP {status} from {api}")
+    def __init__(self, status: int, api: str, detail: str | None = None) -> None:
+        """``detail`` is the API's own explanation: ``HTTP 404 from qcmobile: Webkey not found``."""
+        super().__init__(
+            f"HTTP {status} from {api}: {detail}" if detail else f"HTTP {status} from {api}"
+        )
         self.status = status
         self.api = api
+        self.detail = detail
 
     @property
     def retryable(self) -> bool:

@@ -14,8 +14,6 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import httpx
-
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import Clock
 from synchestra.core.durations import format_duration
@@ -24,6 +22,7 @@ from synchestra.core.models import Outcome, RunState
 from synchestra.core.redact import Redactor
 from synchestra.engine.retry import decide
 from synchestra.engine.sources import SourceSpec
+from synchestra.upstream.errors import from_httpx
 
 T = TypeVar("T")
 
@@ -53,8 +52,6 @@ def describe(error: BaseException, redactor: Redactor) -> str:
     """The one-line error that run records, status and events show (secrets removed)."""
     if isinstance(error, SynchestraError):
         text = str(error)
-    elif isinstance(error, httpx.HTTPError):
-        text = f"{type(error).__name__} (network error)"
     else:
         text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return redactor.redact(text)[:2000]
@@ -97,6 +94,7 @@ def _failure(
     redactor: Redactor,
 ) -> Outcome:
     now = clock.now()
+    error = from_httpx(error)
     message = describe(error, redactor)
     decision = decide(spec.retry, ctx.run.attempts, error, rng)
     result = _result(ctx, None)

@@ -12,8 +12,6 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from synchestra.core.errors import HTTPFailure, RetryableError
 
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff is far past any cap; avoids overflow
@@ -61,7 +59,7 @@ def is_retryable(error: BaseException) -> bool:
         return True
     if isinstance(error, HTTPFailure):
         return error.retryable
-    return isinstance(error, httpx.TransportError)
+    return False
 
 
 def backoff_ceiling(policy: RetryPolicy, attempt: int) -> timedelta:

@@ -15,23 +15,11 @@ from typing import Any
 
 import httpx
 
-from synchestra.core.errors import HTTPFailure, RetryableError, SyncError
+from synchestra.core.errors import SyncError
+from synchestra.upstream.errors import from_httpx
 
 MAX_DETAIL = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-class ApiError(HTTPFailure):
-    """An error status with the API's own explanation: ``HTTP 404 from qcmobile: Webkey not found``.
-
-    Still an :class:`HTTPFailure`, so 429 and 5xx are retried and the rest are not.
-    """
-
-    def __init__(self, status: int, api: str, detail: str | None = None) -> None:
-        super().__init__(status, api)
-        self.detail = detail
-        if detail:
-            self.args = (f"HTTP {status} from {api}: {detail}",)
 
 
 async def get(
@@ -44,11 +32,9 @@ async def get(
     """
     try:
         return await client.get(url, params=params)
-    except httpx.TransportError as error:
-        reason = type(error).__name__
-    except httpx.RequestError as error:
-        raise SyncError(f"request to {api} failed: {type(error).__name__}") from None
-    raise RetryableError(f"network error from {api}: {reason}")  # no chained URL
+    except httpx.HTTPError as error:
+        translated = from_httpx(error, api)
+    raise translated from None  # not chained: httpx's message carries the URL
 
 
 def decode_json(response: httpx.Response, api: str) -> Any:

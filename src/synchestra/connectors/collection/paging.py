@@ -15,8 +15,8 @@ import httpx
 
 from synchestra.connectors.collection.spec import Paging, Query, Spec
 from synchestra.connectors.context import SyncContext
-from synchestra.core.errors import SyncError
-from synchestra.upstream.fetch import ApiError, decode_json, get, server_text, try_json
+from synchestra.core.errors import HTTPFailure, SyncError
+from synchestra.upstream.fetch import decode_json, get, server_text, try_json
 
 MAX_PAGES = 100_000
 """Pages one run reads at most: far above any real collection, it stops a provider's loop."""
@@ -42,7 +42,7 @@ async def fetch(ctx: SyncContext, api: str, spec: Spec, request: Request, number
     """One page: GET, error statuses with the API's own message, the records list."""
     response = await get(ctx.http, api, request.url, request.query)
     if not response.is_success:
-        raise ApiError(response.status_code, api, _detail(try_json(response)))
+        raise HTTPFailure(response.status_code, api, _detail(try_json(response)))
     body = decode_json(response, api)
     return Page(number, records_in(body, spec.records, api, spec.path), body, response)
 

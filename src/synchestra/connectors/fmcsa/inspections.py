@@ -37,8 +37,8 @@ from synchestra.connectors.fmcsa.parsing import (
 )
 from synchestra.connectors.fmcsa.registry import connector
 from synchestra.connectors.fmcsa.transport import CarrierNotFound, api_name
-from synchestra.core.errors import SyncError
-from synchestra.upstream.fetch import ApiError, get, server_text
+from synchestra.core.errors import HTTPFailure, SyncError
+from synchestra.upstream.fetch import get, server_text
 
 API = "saferweb"
 KIND = "inspection"
@@ -93,7 +93,7 @@ async def fetch_snapshot(ctx: SyncContext, api: str, dot: str) -> dict[str, Any]
     if response.status_code == 404:
         raise CarrierNotFound(dot, api)
     if response.status_code >= 400:
-        raise ApiError(response.status_code, api, _message(response))
+        raise HTTPFailure(response.status_code, api, _message(response))
     try:
         body = response.json()
     except ValueError:

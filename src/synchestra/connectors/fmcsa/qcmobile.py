@@ -15,8 +15,8 @@ import httpx
 
 from synchestra.connectors.context import SyncContext
 from synchestra.connectors.fmcsa.transport import CarrierNotFound, api_name
-from synchestra.core.errors import RetryableError, SyncError
-from synchestra.upstream.fetch import ApiError, get, server_text
+from synchestra.core.errors import HTTPFailure, RetryableError, SyncError
+from synchestra.upstream.fetch import get, server_text
 
 API = "qcmobile"
 _SNIFF = 4096  # how much of an HTML page to look at for the maintenance notice
@@ -25,7 +25,7 @@ _SNIFF = 4096  # how much of an HTML page to look at for the maintenance notice
 async def fetch_content(ctx: SyncContext, path: str, dot: str) -> Any:
     """GET ``path`` and return the envelope's ``content`` (any JSON type; callers check).
 
-    Raises :class:`ApiError` naming QCMobile's own message for error statuses
+    Raises :class:`HTTPFailure` naming QCMobile's own message for error statuses
     (:class:`SyncError` for a message sent with HTTP 200),
     :class:`RetryableError` for the maintenance page, :class:`CarrierNotFound`
     for a 404 without a message, and :class:`SyncError` for anything not JSON.
@@ -49,20 +49,20 @@ async def fetch_content(ctx: SyncContext, path: str, dot: str) -> Any:
 def _status_error(status: int, body: Any, api: str, dot: str) -> SyncError:
     content = body.get("content") if isinstance(body, dict) else None
     if isinstance(content, str):
-        return ApiError(status, api, server_text(content))
+        return HTTPFailure(status, api, server_text(content))
     if status == 404 and isinstance(body, dict) and "content" in body:
         return CarrierNotFound(dot, api)
-    return ApiError(status, api)
+    return HTTPFailure(status, api)
 
 
 def _not_json(response: httpx.Response, api: str) -> SyncError:
     """What a body that is not JSON means: maintenance (retry later) or an error."""
     if _is_maintenance(response):
         if response.status_code >= 400:
-            return ApiError(response.status_code, api, "under maintenance")
+            return HTTPFailure(response.status_code, api, "under maintenance")
         return RetryableError(f"{api} is under maintenance")
     if response.status_code >= 400:
-        return ApiError(response.status_code, api)
+        return HTTPFailure(response.status_code, api)
     return SyncError(f"invalid JSON from {api}")
 
 

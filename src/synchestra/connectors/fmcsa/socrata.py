@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from synchestra.connectors.context import SyncContext
-from synchestra.core.errors import RetryableError, SyncError
-from synchestra.upstream.fetch import ApiError, get, server_text
+from synchestra.core.errors import HTTPFailure, RetryableError, SyncError
+from synchestra.upstream.fetch import get, server_text
 
 API = "datahub"
 NO_RESULTS = "query.soql.no-results"  # paging past the end, on some endpoints
@@ -41,7 +41,7 @@ async def fetch_page(ctx: SyncContext, api: str, path: str, params: Mapping[str,
     if _error_code(body) == NO_RESULTS:
         return Page([], response.headers.get(TRUTH_HEADER))
     if response.status_code >= 400:
-        raise ApiError(response.status_code, api, error_detail(body))
+        raise HTTPFailure(response.status_code, api, error_detail(body))
     if body is _NOT_JSON:
         raise SyncError(f"invalid JSON from {api}")
     if isinstance(body, dict) and (body.get("error") or "errorCode" in body):
