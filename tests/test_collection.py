@@ -81,7 +81,7 @@ async def mirroring(
 
     def setup(orc: Orchestrator) -> None:
         for entry in config.sources:
-            orc.add_source(spec_from_config(entry, config))
+            orc.add_source(spec_from_config(entry, config.timezone))
         orc.apis.transport = transport
 
     async with opened(database_url, clock, config, setup=setup) as orc:

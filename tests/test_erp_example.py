@@ -286,7 +286,7 @@ async def test_a_day_of_erp_mirroring(database_url: str) -> None:
 
         def setup(orc: Orchestrator) -> None:
             for source in config.sources:
-                orc.add_source(spec_from_config(source, config))
+                orc.add_source(spec_from_config(source, config.timezone))
 
         async with opened(database_url, clock, config, setup=setup) as orc:
             day, changes = await run_day(orc, clock, sim)

@@ -129,7 +129,7 @@ async def opened(
         transport=httpx.MockTransport(fake),
     )
     for source in settings.sources:
-        orc.add_source(spec_from_config(source, settings))
+        orc.add_source(spec_from_config(source, settings.timezone))
     async with orc:
         try:
             if targets:

@@ -6,7 +6,7 @@ default APIs (see :mod:`synchestra.connectors.registry`).
 
 from __future__ import annotations
 
-from synchestra.config.loading import load_config, parse_config, resolve_config_path
+from synchestra.config.loading import load_config, parse_config, parse_source, resolve_config_path
 from synchestra.config.schema import (
     ApiConfig,
     ApiServerConfig,
@@ -17,6 +17,7 @@ from synchestra.config.schema import (
     GroupConfig,
     RetryConfig,
     SourceConfig,
+    SourceSettings,
     TargetsConfig,
 )
 
@@ -30,8 +31,10 @@ __all__ = [
     "GroupConfig",
     "RetryConfig",
     "SourceConfig",
+    "SourceSettings",
     "TargetsConfig",
     "load_config",
     "parse_config",
+    "parse_source",
     "resolve_config_path",
 ]

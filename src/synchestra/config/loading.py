@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from synchestra.config.schema import ApiConfig, Config
+from synchestra.config.schema import ApiConfig, Config, SourceConfig
 from synchestra.core.errors import ConfigError
 
 CONFIG_ENV = "SYNCHESTRA_CONFIG"
@@ -47,7 +47,7 @@ def parse_config(
     try:
         return Config.model_validate(dict(data), context=context)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(origin, exc.errors(include_url=False))) from None
+        raise config_error(origin, exc) from None
 
 
 def load_config(path: Path, *, builtin_apis: Mapping[str, ApiConfig] | None = None) -> Config:
@@ -83,6 +83,19 @@ def resolve_config_path(explicit: Path | None, environ: Mapping[str, str], cwd: 
 
 
 # --- error messages ----------------------------------------------------------
+
+
+def parse_source(settings: Mapping[str, Any], *, origin: str) -> SourceConfig:
+    """One source's settings, checked exactly as a ``[[sources]]`` table is."""
+    try:
+        return SourceConfig.model_validate(dict(settings))
+    except ValidationError as exc:
+        raise config_error(origin, exc) from None
+
+
+def config_error(origin: str, exc: ValidationError) -> ConfigError:
+    """pydantic's errors as one :class:`ConfigError`, a line per problem."""
+    return ConfigError(_format_errors(origin, exc.errors(include_url=False)))
 
 
 def _format_errors(origin: str, errors: Iterable[ErrorDetails]) -> str:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -202,6 +202,12 @@ class RetryConfig(_Model):
 
 
 class SourceConfig(_Model):
+    """A source's settings: the one definition, for ``[[sources]]`` and ``Orchestrator.source``.
+
+    Every default lives here; the engine's
+    :class:`~synchestra.engine.sources.SourceSpec` is built from this alone.
+    """
+
     name: Name
     connector: NonEmpty
     api: Name | None = None
@@ -243,6 +249,30 @@ class SourceConfig(_Model):
         if value is not None and info.data.get("schedule") is not None:
             raise ValueError("cannot be combined with 'schedule': set one of them")
         return value
+
+
+class SourceSettings(TypedDict, total=False):
+    """The keyword arguments ``Orchestrator.source`` takes: every key of a ``[[sources]]``
+    table but ``name`` and ``connector`` (the decorated function is the connector).
+
+    Values are as in TOML (``"10m"``) or already typed (``timedelta``); ``retry``
+    may also be a :class:`~synchestra.engine.retry.RetryPolicy`. A test keeps
+    these keys equal to :class:`SourceConfig`'s fields.
+    """
+
+    api: str | None
+    per_target: bool
+    schedule: str | None
+    every: str | float | timedelta | None
+    offset: str | float | timedelta
+    spread: str | float | timedelta
+    priority: int
+    group: str | None
+    timeout: str | float | timedelta
+    retry: Any
+    stale_after: str | float | timedelta | None
+    full_every: str | float | timedelta
+    params: Mapping[str, Any]
 
 
 class EngineConfig(_Model):

@@ -11,15 +11,14 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import httpx
 
-from synchestra.config import Config, load_config
+from synchestra.config import Config, SourceSettings, load_config
 from synchestra.config.targets_csv import read_targets_csv
 from synchestra.connectors.registry import BUILTIN_APIS, SourceFunction
 from synchestra.core.clock import Clock, SystemClock
-from synchestra.core.durations import parse_duration
 from synchestra.core.errors import ConfigError, InputError, UnknownSource, UnknownTarget
 from synchestra.core.events import EventBus
 from synchestra.core.models import (
@@ -35,8 +34,7 @@ from synchestra.core.redact import Redactor
 from synchestra.engine import status as views
 from synchestra.engine.dispatcher import Dispatcher
 from synchestra.engine.eta import estimate
-from synchestra.engine.retry import RetryPolicy
-from synchestra.engine.sources import SourceSpec, make_timing, spec_from_config
+from synchestra.engine.sources import SourceSpec, spec_from_config, spec_from_function
 from synchestra.engine.summary import SyncSummary, summarize
 from synchestra.store import Store
 from synchestra.upstream.apis import Apis
@@ -84,7 +82,7 @@ class Orchestrator:
             config = load_config(Path(config), builtin_apis=BUILTIN_APIS)
         orchestrator = cls(config, **kwargs)
         for source in config.sources:
-            orchestrator.add_source(spec_from_config(source, config))
+            orchestrator.add_source(spec_from_config(source, config.timezone))
         return orchestrator
 
     def add_source(self, spec: SourceSpec) -> None:
@@ -98,40 +96,17 @@ class Orchestrator:
         self.sources[spec.name] = spec
 
     def source(
-        self,
-        name: str,
-        *,
-        per_target: bool = False,
-        schedule: str | None = None,
-        every: str | None = None,
-        offset: str = "0s",
-        spread: str = "0s",
-        priority: int = 0,
-        group: str | None = None,
-        api: str | None = None,
-        timeout: str = "10m",
-        retry: RetryPolicy | None = None,
-        stale_after: str | None = None,
-        params: Mapping[str, Any] | None = None,
+        self, name: str, **settings: Unpack[SourceSettings]
     ) -> Callable[[SourceFunction], SourceFunction]:
-        """Register the decorated async function as source ``name``."""
+        """Register the decorated async function as source ``name``.
+
+        Takes every key a ``[[sources]]`` table has (but ``connector``: the
+        function is the connector), with the same defaults and checks; a bad
+        value is a :class:`ConfigError` naming it.
+        """
 
         def register(function: SourceFunction) -> SourceFunction:
-            self.add_source(
-                SourceSpec(
-                    name=name,
-                    function=function,
-                    per_target=per_target,
-                    timing=make_timing(schedule, every, offset, spread, self.config.timezone),
-                    priority=priority,
-                    group=group,
-                    api=api,
-                    timeout=parse_duration(timeout),
-                    retry=retry or RetryPolicy(),
-                    stale_after=parse_duration(stale_after) if stale_after else None,
-                    params=dict(params or {}),
-                )
-            )
+            self.add_source(spec_from_function(name, function, settings, self.config.timezone))
             return function
 
         return register

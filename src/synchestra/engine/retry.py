@@ -12,8 +12,10 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from synchestra.config import RetryConfig
 from synchestra.core.errors import HTTPFailure, RetryableError
 
+_DEFAULTS = RetryConfig()  # the defaults are the config's: one place
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff is far past any cap; avoids overflow
 
 
@@ -25,9 +27,9 @@ class RetryPolicy:
     means "never retry".
     """
 
-    attempts: int = 3
-    backoff: timedelta = timedelta(seconds=2)
-    max_backoff: timedelta = timedelta(minutes=5)
+    attempts: int = _DEFAULTS.attempts
+    backoff: timedelta = _DEFAULTS.backoff
+    max_backoff: timedelta = _DEFAULTS.max_backoff
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
