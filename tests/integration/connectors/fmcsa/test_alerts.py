@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from engine_helpers import within
-from fmcsa.test_end_to_end import DOTS, ENVIRON, synced_fleet
+from fmcsa_fleet import DOTS, ENVIRON, synced_fleet
 from synchestra.connectors.fmcsa.alerts import (
     MAX_VIOLATION_ALERTS,
     basic_alerts,

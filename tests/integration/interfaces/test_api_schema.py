@@ -30,12 +30,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from api_helpers import AUTH, TOKEN, setup
 from engine_helpers import opened
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app
-from test_api import AUTH, TOKEN, setup
 
 BASE_URL = "http://127.0.0.1"
 CHECKS = [

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from engine_helpers import within
+from paths import SHARED
 from synchestra.config import Config, parse_config
 from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.clock import FakeClock
@@ -26,7 +27,7 @@ from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config
 from synchestra.store import RecordQuery
 
-SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "fmcsa-samples"
+SAMPLES = SHARED / "fmcsa-samples"
 BASE_URL = "http://127.0.0.1:9"
 WEBKEY = "WEBKEY-7f3a9c2e1d"
 APP_TOKEN = "SOCRATA-TOKEN-5b8e"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa.helpers import ENVIRON, SAFERWEB_KEY, FakeFmcsa, opened, records, sample, sync_one
+from fmcsa_helpers import ENVIRON, SAFERWEB_KEY, FakeFmcsa, opened, records, sample, sync_one
 from synchestra.core.models import RunState
 
 SNAPSHOT = "saferwebapi-related/python-safer_Company.to_json_usdot698887.json"

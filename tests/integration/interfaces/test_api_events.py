@@ -24,6 +24,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from api_helpers import SQLITE_ONLY
 from engine_helpers import opened, until, within
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
@@ -31,7 +32,6 @@ from synchestra.core.events import EventBus
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app
 from synchestra.interfaces.http.routes_events import HEARTBEAT, event_stream
-from test_api import SQLITE_ONLY
 
 TOKEN = "s3cret-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 import synchestra
+from paths import REPO
 from synchestra import Orchestrator, SyncContext
 
-README = Path(__file__).parent.parent / "README.md"
+README = REPO / "README.md"
 
 
 def test_exported_members_exist_and_are_listed_once() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa.helpers import APP_TOKEN, FakeFmcsa, opened, records, sample, sync_one
+from fmcsa_helpers import APP_TOKEN, FakeFmcsa, opened, records, sample, sync_one
 from synchestra.core.models import RunState
 
 ROWS_1021580 = "datahub-socrata/8mt8-2mdr_violations_dot1021580_captured-2026-09-08.json"

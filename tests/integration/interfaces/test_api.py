@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api_helpers import AUTH, CATALOG_SIZE, SQLITE_ONLY, TOKEN, setup
 from engine_helpers import opened, within
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
@@ -25,24 +26,6 @@ from synchestra.core.models import Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app
 from synchestra.store.records import MAX_ID, encode_cursor
-
-TOKEN = "s3cret-token-value"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CATALOG_SIZE = 5
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-"""For a test whose answers are decided before any handler reads the database: on
-PostgreSQL it would only add a fresh database per case (CI runs on 2 cores)."""
-
-
-def setup(orc: Orchestrator) -> None:
-    @orc.source("profile", per_target=True, priority=2)
-    async def profile(ctx: SyncContext) -> None:
-        assert ctx.target is not None
-        await ctx.upsert("profile", [{"id": ctx.target.key, "name": ctx.target.name}], key="id")
-
-    @orc.source("catalog")
-    async def catalog(ctx: SyncContext) -> None:
-        await ctx.upsert("item", [{"id": i} for i in range(CATALOG_SIZE)], key="id")
 
 
 @pytest.fixture

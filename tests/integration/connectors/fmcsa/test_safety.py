@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from engine_helpers import within
-from fmcsa.helpers import CONNECTORS, SECRETS, WEBKEY, FakeFmcsa, opened, records, sample
+from fmcsa_helpers import CONNECTORS, SECRETS, WEBKEY, FakeFmcsa, opened, records, sample
 from synchestra.core.models import RunState, Target
 from synchestra.engine import status as views
 from synchestra.engine.summary import run_dict

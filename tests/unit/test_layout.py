@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "synchestra"
+from paths import PACKAGE
 
 # core <- config <- store, upstream <- connectors <- engine <- interfaces <- demo
 RANK = {

@@ -25,13 +25,13 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from engine_helpers import SAFETY, opened
+from paths import EXAMPLES
 from synchestra.cli import main
 from synchestra.config import Config, SourceConfig, load_config
 from synchestra.connectors.collection import parse_instant
@@ -43,7 +43,7 @@ from synchestra.engine.sources import spec_from_config
 from synchestra.simulator import Simulator, SimulatorConfig, run_simulator
 from synchestra.store import RecordQuery
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "erp.toml"
+EXAMPLE = EXAMPLES / "erp.toml"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 START = datetime(2026, 9, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fmcsa.helpers import WEBKEY, FakeFmcsa, opened, records, sample, sync_one
+from fmcsa_helpers import WEBKEY, FakeFmcsa, opened, records, sample, sync_one
 from synchestra.connectors.registry import resolve_connector
 from synchestra.core.models import RunState
 
