@@ -31,7 +31,7 @@ from typing import Any
 
 from synchestra import Orchestrator, SyncContext, Target
 from synchestra.config import Config, parse_config
-from synchestra.core.events import Subscription
+from synchestra.core.bus import Subscription
 
 FINAL = {"run.succeeded", "run.failed", "run.skipped", "run.cancelled", "run.interrupted"}
 STARTED = {"run.started"}

@@ -43,7 +43,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from synchestra import Orchestrator, SyncContext, Target
 from synchestra.config import parse_config
-from synchestra.core.events import Subscription
+from synchestra.core.bus import Subscription
 
 FINAL = {"run.succeeded", "run.failed", "run.skipped", "run.cancelled", "run.interrupted"}
 CHUNK = 1000

@@ -10,8 +10,9 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from synchestra.config import Config, parse_config
+from synchestra.core.bus import Subscription
 from synchestra.core.clock import FakeClock
-from synchestra.core.events import Event, Subscription
+from synchestra.core.events import Event
 from synchestra.engine.orchestrator import Orchestrator
 
 T = TypeVar("T")

@@ -8,6 +8,7 @@ isolation, and keeps every run's outcome and status in a database.
 from __future__ import annotations
 
 from synchestra.connectors.context import SyncContext
+from synchestra.core.bus import EventBus
 from synchestra.core.clock import Clock, FakeClock, SystemClock
 from synchestra.core.errors import (
     ConfigError,
@@ -19,7 +20,7 @@ from synchestra.core.errors import (
     SynchestraError,
     SyncTimeout,
 )
-from synchestra.core.events import Event, EventBus
+from synchestra.core.events import Event
 from synchestra.core.models import Mode, Run, RunState, Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.retry import RetryPolicy

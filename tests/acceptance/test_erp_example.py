@@ -35,8 +35,9 @@ from paths import EXAMPLES
 from synchestra.cli import main
 from synchestra.config import Config, SourceConfig, load_config
 from synchestra.connectors.collection import parse_instant
+from synchestra.core.bus import Subscription
 from synchestra.core.clock import FakeClock
-from synchestra.core.events import Event, Subscription
+from synchestra.core.events import Event
 from synchestra.core.models import Run, RunState
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,15 @@ def record_key(row: Mapping[str, Any], key: KeySpec) -> str:
     if missing:
         raise InputError(f"record has no key field {', '.join(missing)}: {sorted(row)[:10]}")
     return "|".join(str(row[name]) for name in fields)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert a run raised; the engine publishes it (``alert.raised``) if the run succeeds."""
+
+    alert: str
+    message: str
+    details: Mapping[str, Any]
 
 
 class SyncContext:
@@ -71,7 +81,7 @@ class SyncContext:
         self.pending_deletes: list[str] = []
         self.last_success = last_success
         """When this source last succeeded for this target (None: this is the first sync)."""
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[Alert] = []
 
     @property
     def source(self) -> str:
@@ -121,7 +131,7 @@ class SyncContext:
         ``alert`` names what happened (``violation.new``), ``message`` says it to
         a person, ``details`` are JSON values.
         """
-        self.alerts.append({"alert": alert, "message": message, **details})
+        self.alerts.append(Alert(alert, message, details))
 
     async def stored(self, kind: str, *, limit: int = 10_000) -> list[Any]:
         """The live records of ``kind`` of this target as stored now (before this run's)."""

@@ -1,57 +1,30 @@
-"""The in-process event bus: immutable events, subscriptions as context managers.
+"""Events: one frozen class per type of the contract's event list.
 
-Publishing never blocks the engine: every subscriber has a bounded queue, and a
-subscriber that falls behind loses its oldest events (counted in ``dropped``).
-The bus also keeps a bounded window of recent events so that a reconnecting
-reader (the SSE endpoint's ``Last-Event-ID``) can resume.
+``GET /api/events`` sends each event as one JSON object, ``{"type", "at", ...}``.
+Each class here is one of those types: its wire ``type`` is a class variable,
+its dataclass fields (after ``at``) are the object's other keys, in order, and
+:meth:`Event.to_dict` renders the object. Timestamps are aware datetimes here
+and ISO ``Z`` strings on the wire. Two field markers shape the rendering: a
+*spread* field contributes its keys to the event's own (the run every run event
+is about, an alert's details), and an *omitted-when-None* field is left out
+rather than sent as null (the attempts of a run that ended without one).
+
+``id`` is no field of the wire object: the bus numbers each event as it
+publishes it (the SSE ``id:`` line), so an event built by the engine has id 0.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, field, fields
 from datetime import datetime
-from types import MappingProxyType, TracebackType
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
-EVENT_TYPES: Final = frozenset(
-    {
-        "run.queued",
-        "run.started",
-        "run.progress",
-        "run.retrying",
-        "run.succeeded",
-        "run.failed",
-        "run.skipped",
-        "run.cancelled",
-        "run.interrupted",
-        "records.changed",
-        "health.changed",
-        "alert.raised",
-    }
-)
+from synchestra.core.models import Run, RunState
 
-
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened. ``data`` is read-only."""
-
-    type: str
-    at: datetime
-    data: Mapping[str, Any] = field(default_factory=dict)
-    id: int = 0
-
-    def __post_init__(self) -> None:
-        if self.type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {self.type!r}")
-        object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's JSON shape: ``type`` and ``at`` beside the fields."""
-        return {"type": self.type, "at": iso(self.at), **self.data}
+_SPREAD: Final = MappingProxyType({"spread": True})
+_OMIT_NONE: Final = MappingProxyType({"omit_none": True})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -61,83 +34,234 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
-class Subscription:
-    """An async iterator over the events published after it was opened."""
+@dataclass(frozen=True)
+class RunRef:
+    """Which run a run event is about: its ``id``, ``source``, ``target`` and ``mode``.
 
-    def __init__(self, bus: EventBus, types: frozenset[str] | None, maxsize: int) -> None:
-        self._bus = bus
-        self._types = types
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-        self.dropped = 0
+    A run the store names by id only (one merged into another run) has no
+    source nor mode: its events then say only ``id``.
+    """
 
-    def offer(self, event: Event) -> None:
-        if self._types is not None and event.type not in self._types:
-            return
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._queue.put_nowait(event)
+    id: str
+    source: str | None
+    target: str | None = None
+    mode: str | None = None
 
-    async def get(self) -> Event:
-        return await self._queue.get()
+    @classmethod
+    def of(cls, run: Run) -> RunRef:
+        return cls(str(run.id), run.source, run.target, run.mode.value)
 
-    def get_nowait(self) -> Event | None:
-        return None if self._queue.empty() else self._queue.get_nowait()
+    @classmethod
+    def merged(cls, run_id: int) -> RunRef:
+        """A run absorbed into another: known by its id only."""
+        return cls(str(run_id), None)
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self._queue.get()
-
-    def __enter__(self) -> Subscription:
-        self._bus._subscribers.add(self)
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._bus._subscribers.discard(self)
+    def as_dict(self) -> dict[str, Any]:
+        if self.source is None:
+            return {"id": self.id}
+        return {"id": self.id, "source": self.source, "target": self.target, "mode": self.mode}
 
 
-KEPT_LONGER: Final = {"alert.raised": 500, "records.changed": 500}
-"""Event types also kept in a window of their own, so that run events cannot push them out."""
+def wire(value: Any) -> Any:
+    """A field's value as JSON sees it (timestamps ISO, read-only containers copied)."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, RunRef):
+        return value.as_dict()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
-class EventBus:
-    def __init__(self, *, history: int = 1000) -> None:
-        self._subscribers: set[Subscription] = set()
-        self._recent: deque[Event] = deque(maxlen=history)
-        self._kept = {type_: deque[Event](maxlen=size) for type_, size in KEPT_LONGER.items()}
-        self._ids = itertools.count(1)
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One thing that happened; a subclass per type, built by the engine, numbered by the bus."""
 
-    def publish(self, type: str, at: datetime, **data: Any) -> Event:
-        event = Event(type=type, at=at, data=data, id=next(self._ids))
-        self._recent.append(event)
-        if type in self._kept:
-            self._kept[type].append(event)
-        for subscriber in list(self._subscribers):
-            subscriber.offer(event)
-        return event
-
-    def subscribe(
-        self, types: Iterable[str] | None = None, *, maxsize: int = 10_000
-    ) -> Subscription:
-        """Use as ``with bus.subscribe() as events: async for event in events: ...``."""
-        return Subscription(self, frozenset(types) if types is not None else None, maxsize)
+    type: ClassVar[str]
+    at: datetime
+    id: int = 0
 
     @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
+    def data(self) -> Mapping[str, Any]:
+        """The wire object's keys after ``type`` and ``at`` (read-only)."""
+        return MappingProxyType(self.payload())
 
-    def since(self, event_id: int) -> list[Event]:
-        """Recent events after ``event_id`` (as far back as the window reaches)."""
-        return [event for event in self._recent if event.id > event_id]
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's JSON shape: ``type`` and ``at`` beside the fields."""
+        return {"type": self.type, "at": iso(self.at), **self.payload()}
 
-    def latest(self, type: str, limit: int = 50) -> list[Event]:
-        """The newest events of a type kept longer (see :data:`KEPT_LONGER`), newest first."""
-        return list(self._kept[type])[::-1][:limit]
+    def payload(self) -> dict[str, Any]:
+        rendered: dict[str, Any] = {}
+        for item in self.wire_fields():
+            value = getattr(self, item.name)
+            if value is None and item.metadata.get("omit_none"):
+                continue
+            if item.metadata.get("spread"):
+                rendered.update(wire(value))
+            else:
+                rendered[item.name] = wire(value)
+        return rendered
+
+    @classmethod
+    def wire_fields(cls) -> list[Field[Any]]:
+        """The dataclass fields rendered on the wire (all but ``at`` and ``id``)."""
+        return [item for item in fields(cls) if item.name not in ("at", "id")]
+
+
+# --- runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEvent(Event):
+    """An event about one run; the run's ``id``, ``source``, ``target``, ``mode`` come first."""
+
+    run: RunRef = field(metadata=_SPREAD)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunQueued(RunEvent):
+    type: ClassVar[str] = "run.queued"
+    priority: int
+    not_before: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(RunEvent):
+    type: ClassVar[str] = "run.started"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunProgress(RunEvent):
+    type: ClassVar[str] = "run.progress"
+    done: int
+    total: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRetrying(RunEvent):
+    type: ClassVar[str] = "run.retrying"
+    attempts: int
+    error: str | None
+    retry_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEnded(RunEvent):
+    """A run's last event: ``attempts`` and ``result`` when an attempt recorded the end.
+
+    Without one (a run cancelled before or while it ran, one interrupted by
+    recovery, one merged into another) they are absent from the wire object.
+    """
+
+    attempts: int | None = field(default=None, metadata=_OMIT_NONE)
+    error: str | None
+    result: Mapping[str, Any] | None = field(default=None, metadata=_OMIT_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSucceeded(RunEnded):
+    type: ClassVar[str] = "run.succeeded"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFailed(RunEnded):
+    type: ClassVar[str] = "run.failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSkipped(RunEnded):
+    type: ClassVar[str] = "run.skipped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCancelled(RunEnded):
+    type: ClassVar[str] = "run.cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInterrupted(RunEnded):
+    type: ClassVar[str] = "run.interrupted"
+
+
+ENDED: Final[Mapping[RunState, type[RunEnded]]] = MappingProxyType(
+    {
+        RunState.SUCCEEDED: RunSucceeded,
+        RunState.FAILED: RunFailed,
+        RunState.SKIPPED: RunSkipped,
+        RunState.CANCELLED: RunCancelled,
+        RunState.INTERRUPTED: RunInterrupted,
+    }
+)
+"""The class of a run's last event, by the state it ended in."""
+
+
+# --- records, health, alerts -----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordsChanged(Event):
+    """One per succeeded run and kind of record that changed: counts, and up to 100 keys."""
+
+    type: ClassVar[str] = "records.changed"
+    source: str
+    target: str | None
+    kind: str
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthChanged(Event):
+    """A source's health flipped (see :mod:`synchestra.engine.health`)."""
+
+    type: ClassVar[str] = "health.changed"
+    source: str
+    healthy: bool
+    consecutive_failures: int
+    stale: bool
+
+
+ALERT_KEYS: Final = frozenset({"type", "at", "source", "target", "alert", "message"})
+"""The keys an alert's details cannot use: the event's own."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRaised(Event):
+    """An alert a connector raised in a run that succeeded; ``details`` join the top level."""
+
+    type: ClassVar[str] = "alert.raised"
+    source: str
+    target: str | None
+    alert: str
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict, metadata=_SPREAD)
+
+    def __post_init__(self) -> None:
+        taken = sorted(ALERT_KEYS & set(self.details))
+        if taken:
+            raise ValueError(f"alert details cannot be named {', '.join(taken)}")
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+
+EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
+    RunQueued,
+    RunStarted,
+    RunProgress,
+    RunRetrying,
+    RunSucceeded,
+    RunFailed,
+    RunSkipped,
+    RunCancelled,
+    RunInterrupted,
+    RecordsChanged,
+    HealthChanged,
+    AlertRaised,
+)
+"""Every type of event, in the contract's order (``alert.raised`` is ours)."""
+
+EVENT_TYPES: Final = frozenset(cls.type for cls in EVENT_CLASSES)

@@ -23,10 +23,22 @@ from functools import partial
 from typing import Any
 
 from synchestra.config import Config
-from synchestra.connectors.context import SourceLogger, SyncContext
+from synchestra.connectors.context import Alert, SourceLogger, SyncContext
+from synchestra.core.bus import EventBus
 from synchestra.core.clock import Clock
 from synchestra.core.errors import NotConfigured
-from synchestra.core.events import EventBus, iso
+from synchestra.core.events import (
+    ENDED,
+    AlertRaised,
+    RecordsChanged,
+    RunCancelled,
+    RunInterrupted,
+    RunProgress,
+    RunQueued,
+    RunRef,
+    RunRetrying,
+    RunStarted,
+)
 from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunState
 from synchestra.engine import attempt, firing, health
 from synchestra.engine.eta import CostBook
@@ -64,11 +76,6 @@ def owner_is_dead(owner: str) -> bool:
     return False
 
 
-def run_fields(run: Run) -> dict[str, Any]:
-    """What every run event says about its run."""
-    return {"id": str(run.id), "source": run.source, "target": run.target, "mode": run.mode.value}
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -93,7 +100,7 @@ class Dispatcher:
         self._active: dict[int, asyncio.Task[None]] = {}
         self._finished: list[Outcome] = []
         self._changes: dict[int, dict[str, ChangeCounts]] = {}
-        self._alerts: dict[int, list[dict[str, Any]]] = {}
+        self._alerts: dict[int, list[Alert]] = {}
         self._cancel_reason: dict[int, RunState] = {}
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self._health = health.HealthTracker()
@@ -181,15 +188,16 @@ class Dispatcher:
         for answer in answers:
             if not answer.deduplicated:
                 self.bus.publish(
-                    "run.queued",
-                    now,
-                    **run_fields(answer.run),
-                    priority=answer.run.priority,
-                    not_before=iso(answer.run.not_before),
+                    RunQueued(
+                        at=now,
+                        run=RunRef.of(answer.run),
+                        priority=answer.run.priority,
+                        not_before=answer.run.not_before,
+                    )
                 )
 
     def announce_cancelled(self, run: Run) -> None:
-        self.bus.publish("run.cancelled", self.clock.now(), **run_fields(run), error="cancelled")
+        self.bus.publish(RunCancelled(at=self.clock.now(), run=RunRef.of(run), error="cancelled"))
         self._resolve(run.id, run.id)
 
     # --- the loop ----------------------------------------------------------
@@ -302,21 +310,21 @@ class Dispatcher:
         await self._recover(now)
         rows = await self.store.source_rows()
         for change in self._health.refresh(rows, self.sources, now):
-            self.bus.publish("health.changed", now, **change)
+            self.bus.publish(change)
 
     async def _recover(self, now: datetime) -> None:
         for run, again in await self.store.recover(now, owner_is_dead):
             if again is None:
                 self.announce_cancelled(run)
                 continue
-            self.bus.publish("run.interrupted", now, **run_fields(run), error=run.error)
+            self.bus.publish(RunInterrupted(at=now, run=RunRef.of(run), error=run.error))
             self.announce_queued([again])
 
     # --- running one run ---------------------------------------------------
 
     def _launch(self, claimed: Claimed) -> None:
         run = claimed.run
-        self.bus.publish("run.started", self.clock.now(), **run_fields(run))
+        self.bus.publish(RunStarted(at=self.clock.now(), run=RunRef.of(run)))
         self._active[run.id] = asyncio.create_task(self._execute(claimed), name=f"run-{run.id}")
 
     async def _execute(self, claimed: Claimed) -> None:
@@ -383,7 +391,7 @@ class Dispatcher:
 
     def _progress(self, run: Run, done: int, total: int | None) -> None:
         self.bus.publish(
-            "run.progress", self.clock.now(), **run_fields(run), done=done, total=total
+            RunProgress(at=self.clock.now(), run=RunRef.of(run), done=done, total=total)
         )
 
     def _announce(self, outcomes: Sequence[Outcome], turn: Turn) -> None:
@@ -397,27 +405,27 @@ class Dispatcher:
                     turn.recorded.get(outcome.run.id, outcome), now, turn.deleted
                 )
         for absorbed, into in turn.merged:
-            self.bus.publish(
-                "run.cancelled", now, id=str(absorbed), error=f"merged into run {into}"
-            )
+            merged = RunRef.merged(absorbed)
+            self.bus.publish(RunCancelled(at=now, run=merged, error=f"merged into run {into}"))
             if absorbed in self._waiters:
                 self._chain(absorbed, into)
         for change in self._health.observe(outcomes, self.sources, now):
-            self.bus.publish("health.changed", now, **change)
+            self.bus.publish(change)
 
     def _announce_outcome(
         self, outcome: Outcome, now: datetime, deletions: Mapping[int, Mapping[str, int]]
     ) -> None:
         run = outcome.run
-        fields = run_fields(run)
+        ref = RunRef.of(run)
         if outcome.retry_at is not None:
             self.bus.publish(
-                "run.retrying",
-                now,
-                **fields,
-                attempts=run.attempts,
-                error=outcome.error,
-                retry_at=iso(outcome.retry_at),
+                RunRetrying(
+                    at=now,
+                    run=ref,
+                    attempts=run.attempts,
+                    error=outcome.error,
+                    retry_at=outcome.retry_at,
+                )
             )
             return
         changes = self._changes.pop(run.id, {})
@@ -427,24 +435,18 @@ class Dispatcher:
         if outcome.state is RunState.SUCCEEDED:
             for kind, counts in changes.items():
                 if counts.created or counts.updated or counts.deleted:
-                    self.bus.publish(
-                        "records.changed",
-                        now,
-                        source=run.source,
-                        target=run.target,
-                        kind=kind,
-                        **counts.as_dict(),
-                        keys=list(counts.changed_keys),
-                    )
+                    self.bus.publish(records_changed(run, kind, counts, now))
             for alert in alerts:
-                self.bus.publish("alert.raised", now, source=run.source, target=run.target, **alert)
+                self.bus.publish(alert_raised(run, alert, now))
+        ended = ENDED[outcome.state]
         self.bus.publish(
-            f"run.{outcome.state.value}",
-            now,
-            **fields,
-            attempts=run.attempts,
-            error=outcome.error,
-            result=dict(outcome.result),
+            ended(
+                at=now,
+                run=ref,
+                attempts=run.attempts,
+                error=outcome.error,
+                result=dict(outcome.result),
+            )
         )
         self._resolve(run.id, run.id)
 
@@ -471,3 +473,30 @@ def resolve_mode(mode: Mode, spec: SourceSpec, pair: PairStatus | None, now: dat
     if pair is None or pair.watermark is None or pair.last_full_run is None:
         return Mode.FULL
     return Mode.INCREMENTAL if now - pair.last_full_run < spec.full_every else Mode.FULL
+
+
+def records_changed(run: Run, kind: str, counts: ChangeCounts, at: datetime) -> RecordsChanged:
+    """What one succeeded run changed in one kind of record, as the event says it."""
+    return RecordsChanged(
+        at=at,
+        source=run.source,
+        target=run.target,
+        kind=kind,
+        created=counts.created,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        deleted=counts.deleted,
+        keys=tuple(counts.changed_keys),
+    )
+
+
+def alert_raised(run: Run, alert: Alert, at: datetime) -> AlertRaised:
+    """An alert the run's source raised, told with the run's source and target."""
+    return AlertRaised(
+        at=at,
+        source=run.source,
+        target=run.target,
+        alert=alert.alert,
+        message=alert.message,
+        details=alert.details,
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from synchestra.core.events import iso
+from synchestra.core.events import HealthChanged, iso
 from synchestra.core.models import Outcome, RunState
 from synchestra.engine.sources import SourceSpec
 from synchestra.store import SourceRow
@@ -87,7 +87,7 @@ def aggregate(per_source: Mapping[str, SourceHealth]) -> dict[str, Any]:
 
 
 class HealthTracker:
-    """Remembers each source's last verdict to publish ``health.changed`` on a flip."""
+    """Remembers each source's last verdict, to tell (``health.changed``) when one flips."""
 
     def __init__(self) -> None:
         self._healthy: dict[str, bool] = {}
@@ -103,7 +103,7 @@ class HealthTracker:
 
     def observe(
         self, outcomes: Sequence[Outcome], sources: Mapping[str, SourceSpec], now: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[HealthChanged]:
         """Follow consecutive failures from outcomes, without a database read."""
         touched = set()
         for outcome in outcomes:
@@ -121,18 +121,19 @@ class HealthTracker:
             if self._healthy.get(name, True) != healthy:
                 self._healthy[name] = healthy
                 changes.append(
-                    {
-                        "source": name,
-                        "healthy": healthy,
-                        "consecutive_failures": self._failures[name],
-                        "stale": False,
-                    }
+                    HealthChanged(
+                        at=now,
+                        source=name,
+                        healthy=healthy,
+                        consecutive_failures=self._failures[name],
+                        stale=False,
+                    )
                 )
         return changes
 
     def refresh(
         self, rows: Mapping[str, SourceRow], sources: Mapping[str, SourceSpec], now: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[HealthChanged]:
         """Re-judge every source from the database (catches staleness and other processes)."""
         changes = []
         for name, spec in sources.items():
@@ -141,11 +142,12 @@ class HealthTracker:
             if self._healthy.get(name, True) != verdict.healthy:
                 self._healthy[name] = verdict.healthy
                 changes.append(
-                    {
-                        "source": name,
-                        "healthy": verdict.healthy,
-                        "consecutive_failures": verdict.consecutive_failures,
-                        "stale": verdict.stale,
-                    }
+                    HealthChanged(
+                        at=now,
+                        source=name,
+                        healthy=verdict.healthy,
+                        consecutive_failures=verdict.consecutive_failures,
+                        stale=verdict.stale,
+                    )
                 )
         return changes

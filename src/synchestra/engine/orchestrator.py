@@ -18,9 +18,9 @@ import httpx
 from synchestra.config import Config, SourceSettings, load_config
 from synchestra.config.targets_csv import read_targets_csv
 from synchestra.connectors.registry import BUILTIN_APIS, SourceFunction
+from synchestra.core.bus import EventBus
 from synchestra.core.clock import Clock, SystemClock
 from synchestra.core.errors import ConfigError, InputError, UnknownSource, UnknownTarget
-from synchestra.core.events import EventBus
 from synchestra.core.models import (
     Enqueued,
     Mode,

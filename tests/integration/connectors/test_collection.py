@@ -26,9 +26,10 @@ from synchestra.config import Config
 from synchestra.connectors import collection
 from synchestra.connectors.collection import format_instant, parse_instant
 from synchestra.connectors.collection.spec import Paging, parse_spec
+from synchestra.core.bus import Subscription
 from synchestra.core.clock import FakeClock
 from synchestra.core.errors import ConfigError
-from synchestra.core.events import Event, Subscription
+from synchestra.core.events import Event
 from synchestra.core.models import Mode, Run, RunState, Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config

@@ -21,9 +21,10 @@ import pytest
 from engine_helpers import SAFETY, cfg, next_event, opened, until, within
 from synchestra.config import Config
 from synchestra.connectors.context import SyncContext
+from synchestra.core.bus import Subscription
 from synchestra.core.clock import FakeClock
 from synchestra.core.errors import NotConfigured, RetryableError
-from synchestra.core.events import Event, Subscription, iso
+from synchestra.core.events import Event, iso
 from synchestra.core.models import Mode, Run, RunState, Target
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator

@@ -17,7 +17,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,8 +27,9 @@ from fastapi import FastAPI
 from api_helpers import SQLITE_ONLY
 from engine_helpers import opened, until, within
 from synchestra.connectors.context import SyncContext
+from synchestra.core.bus import EventBus
 from synchestra.core.clock import FakeClock
-from synchestra.core.events import EventBus
+from synchestra.core.events import HealthChanged, RunFailed, RunQueued, RunRef, RunStarted
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app
 from synchestra.interfaces.http.routes_events import HEARTBEAT, event_stream
@@ -172,6 +173,10 @@ async def open_stream(
     return stream
 
 
+def queued(at: datetime, run_id: str) -> RunQueued:
+    return RunQueued(at=at, run=RunRef(run_id, "x"), priority=0, not_before=None)
+
+
 def subscribers(bus: EventBus) -> int:
     return bus.subscriber_count  # the stream's subscription must not outlive it
 
@@ -216,10 +221,13 @@ async def test_types_filter_keeps_only_those_types(
     orc: Orchestrator, app: FastAPI, streams: list[Stream]
 ) -> None:
     stream = await open_stream(app, streams, "/api/events?types=run.started,%20run.failed")
-    orc.bus.publish("run.queued", orc.clock.now(), id="1")
-    orc.bus.publish("run.started", orc.clock.now(), id="1")
-    orc.bus.publish("health.changed", orc.clock.now(), source="x")
-    orc.bus.publish("run.failed", orc.clock.now(), id="1", error="boom")
+    now, run = orc.clock.now(), RunRef("1", "x")
+    orc.bus.publish(queued(now, "1"))
+    orc.bus.publish(RunStarted(at=now, run=run))
+    orc.bus.publish(
+        HealthChanged(at=now, source="x", healthy=True, consecutive_failures=0, stale=False)
+    )
+    orc.bus.publish(RunFailed(at=now, run=run, attempts=1, error="boom", result={}))
     frames = await stream.frames(2)
     assert [(frame.event, frame.id) for frame in frames] == [("run.started", 2), ("run.failed", 4)]
 
@@ -232,12 +240,12 @@ async def test_last_event_id_replays_only_later_events_then_goes_live(
     orc: Orchestrator, app: FastAPI, streams: list[Stream]
 ) -> None:
     now = orc.clock.now()
-    first = [orc.bus.publish("run.queued", now, id=str(n)) for n in range(1, 6)]
+    first = [orc.bus.publish(queued(now, str(n))) for n in range(1, 6)]
     stream = await open_stream(app, streams, headers={"Last-Event-ID": str(first[2].id)})
     replayed = await stream.frames(2)
     assert [frame.id for frame in replayed] == [first[3].id, first[4].id]
     assert [frame.data["id"] for frame in replayed if frame.data] == ["4", "5"]
-    live = orc.bus.publish("run.started", now, id="5")
+    live = orc.bus.publish(RunStarted(at=now, run=RunRef("5", "x")))
     (frame,) = await stream.frames(1)
     assert (frame.id, frame.event) == (live.id, "run.started")  # no duplicate, no gap
 
@@ -251,7 +259,7 @@ async def test_resuming_after_a_restart_does_not_swallow_new_events(
 ) -> None:
     """A Last-Event-ID from an earlier process (beyond this bus's ids) still gets live events."""
     stream = await open_stream(app, streams, headers={"Last-Event-ID": "9999"})
-    event = orc.bus.publish("run.queued", orc.clock.now(), id="1")
+    event = orc.bus.publish(queued(orc.clock.now(), "1"))
     (frame,) = await stream.frames(1)
     assert frame.id == event.id
 
@@ -260,13 +268,13 @@ async def test_the_generator_skips_live_events_it_already_replayed() -> None:
     clock = FakeClock()
     bus = EventBus()
     for n in range(3):
-        bus.publish("run.queued", clock.now(), id=str(n))
+        bus.publish(queued(clock.now(), str(n)))
     stream = event_stream(bus, clock, after=1)
     assert parse_frame((await within(anext(stream))).strip()).id == 2
     assert parse_frame((await within(anext(stream))).strip()).id == 3
     pending = asyncio.ensure_future(anext(stream))
     await until(lambda: subscribers(bus) == 1 and clock.next_deadline is not None, "waiting")
-    bus.publish("run.started", clock.now(), id="2")
+    bus.publish(RunStarted(at=clock.now(), run=RunRef("2", "x")))
     assert parse_frame((await within(pending)).strip()).id == 4
     await stream.aclose()
     assert subscribers(bus) == 0

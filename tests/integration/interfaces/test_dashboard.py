@@ -17,6 +17,7 @@ import pytest
 from engine_helpers import opened, within
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
+from synchestra.core.events import AlertRaised, RecordsChanged, RunProgress, RunRef
 from synchestra.core.models import Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.dashboard.routes import relative
@@ -319,15 +320,17 @@ async def test_alerts_show_newest_first_and_on_their_target(
     assert "Nothing yet" in empty
     for number, target in enumerate(("dot:1", "dot:2", "dot:1")):
         orc.bus.publish(
-            "alert.raised",
-            clock.now(),
-            source="violations",
-            target=target,
-            alert="violation.new",
-            message=f"carrier {target}: new violation V{number}",
+            AlertRaised(
+                at=clock.now(),
+                source="violations",
+                target=target,
+                alert="violation.new",
+                message=f"carrier {target}: new violation V{number}",
+            )
         )
+        progress = RunProgress(at=clock.now(), run=RunRef("1", "violations"), done=1, total=None)
         for _ in range(600):  # run events must not push alerts out of their window
-            orc.bus.publish("run.progress", clock.now(), id="1", done=1, total=None)
+            orc.bus.publish(progress)
     html = (await signed_in.get("/ui/alerts")).text
     assert re.findall(r"new violation (V\d)", html) == ["V2", "V1", "V0"]
     panel = (await signed_in.get("/ui/targets/dot:1")).text
@@ -340,16 +343,17 @@ async def test_record_changes_join_the_feed_in_one_line(
     signed_in: httpx.AsyncClient, orc: Orchestrator, clock: FakeClock
 ) -> None:
     orc.bus.publish(
-        "records.changed",
-        clock.now(),
-        source="orders",
-        target=None,
-        kind="order",
-        created=2,
-        updated=0,
-        unchanged=5,
-        deleted=1,
-        keys=["7", "8"],
+        RecordsChanged(
+            at=clock.now(),
+            source="orders",
+            target=None,
+            kind="order",
+            created=2,
+            updated=0,
+            unchanged=5,
+            deleted=1,
+            keys=("7", "8"),
+        )
     )
     html = (await signed_in.get("/ui/alerts")).text
     assert "orders: order 2 created, 1 deleted" in html

@@ -17,23 +17,15 @@ the run succeeds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from synchestra.connectors.context import SyncContext
+from synchestra.connectors.context import Alert, SyncContext
 from synchestra.store.records import Change
 
 MAX_VIOLATION_ALERTS = 20
 """New violations alerted one by one per run; more become one summary alert."""
 
 STATUS_FIELDS = ("allowedToOperate", "statusCode", "operating_status")
-
-
-@dataclass(frozen=True)
-class Alert:
-    alert: str
-    message: str
-    details: Mapping[str, Any]
 
 
 def status_alerts(changes: Iterable[Change], dot: str) -> list[Alert]:

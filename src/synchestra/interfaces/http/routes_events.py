@@ -21,8 +21,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from synchestra.core.bus import EventBus
 from synchestra.core.clock import Clock
-from synchestra.core.events import EVENT_TYPES, Event, EventBus
+from synchestra.core.events import EVENT_TYPES, Event
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http.errors import ApiError
 from synchestra.interfaces.http.schemas import errors
