@@ -30,7 +30,7 @@ from synchestra.core.clock import FakeClock
 from synchestra.core.events import EventBus
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app
-from synchestra.interfaces.http.routes_events import HEARTBEAT, event_stream
+from synchestra.interfaces.sse import HEARTBEAT, event_stream
 from test_api import SQLITE_ONLY
 
 TOKEN = "s3cret-token-value"
