@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from synchestra.engine import status as views
@@ -42,14 +42,7 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     app.state.metrics = Metrics(orchestrator)  # counts from now
     app.state.closing = asyncio.Event()  # set by end_streams()
     errors.install(app)
-    app.add_api_route(
-        "/api/health",
-        health,
-        response_model=Health,
-        responses=error_codes(503) | {503: {"model": Health, "description": "down"}},
-        tags=["health"],
-        summary="health of every source (no auth)",
-    )
+    app.include_router(health_router)  # no token
     dependencies = [Depends(bearer_auth)] if token is not None else []
     responses = error_codes(401, 403) if token is not None else {}
     for router in API_ROUTERS:
@@ -59,6 +52,15 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     return app
 
 
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get(
+    "/api/health",
+    response_model=Health,
+    responses=error_codes(503) | {503: {"model": Health, "description": "down"}},
+    summary="health of every source (no auth)",
+)
 async def health(orc: Orc) -> Any:
     # No docstring: it would become the operation's description in /openapi.json.
     report = await views.health(orc.store, orc.sources, orc.clock.now())
