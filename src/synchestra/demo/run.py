@@ -26,6 +26,7 @@ from synchestra.core.models import Target
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.summary import SyncSummary
 from synchestra.interfaces.cli.display import print_sources
+from synchestra.interfaces.documents import sync_status_document
 from synchestra.interfaces.http import create_app
 from synchestra.interfaces.servers import serving
 from synchestra.simulator import (
@@ -233,7 +234,7 @@ async def run_demo(
                     await _serve_for(orc, duration, port, console, visitor)
                 finally:
                     changing.cancel()
-            document = await orc.sync_status()
+            document = sync_status_document(await orc.sync_status())
         print_sources(console, document)
         _print_counters(console, simulator.counters())
     command = _command_name()

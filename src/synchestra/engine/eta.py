@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from synchestra.core.events import iso
 from synchestra.core.models import Backlog
 from synchestra.upstream.ratelimit import ApiLimiter
 
@@ -53,6 +52,17 @@ class ApiEta:
     runs_left: int
     seconds: float | None
     bound: Bound
+
+
+@dataclass(frozen=True)
+class QueueEta:
+    """When the whole queue should be empty: ``seconds`` None when it cannot be estimated yet."""
+
+    runs_left: int
+    seconds: float | None
+    finishes_at: datetime | None
+    by_api: Mapping[str | None, ApiEta]
+    """Per API, sorted by name; the key None stands for sources without an API."""
 
 
 @dataclass
@@ -95,8 +105,8 @@ def estimate(
     *,
     workers: int,
     now: datetime,
-) -> dict[str, Any]:
-    """The ETA document: overall and per API (``"-"`` for sources without an API)."""
+) -> QueueEta:
+    """The queue's ETA: overall (its slowest API) and per API."""
     per_api = {
         api: api_eta(backlog, book.of(api), limiters.get(api) if api else None, workers)
         for api, backlog in backlogs.items()
@@ -104,16 +114,9 @@ def estimate(
     known = [item.seconds for item in per_api.values() if item.seconds is not None]
     unknown = any(item.seconds is None for item in per_api.values())
     seconds = None if unknown else max(known, default=0.0)
-    return {
-        "runs_left": sum(item.runs_left for item in per_api.values()),
-        "seconds": round(seconds, 1) if seconds is not None else None,
-        "finishes_at": iso(now + timedelta(seconds=seconds)) if seconds is not None else None,
-        "by_api": {
-            api or "-": {
-                "runs_left": item.runs_left,
-                "seconds": round(item.seconds, 1) if item.seconds is not None else None,
-                "bound": item.bound,
-            }
-            for api, item in sorted(per_api.items(), key=lambda pair: pair[0] or "")
-        },
-    }
+    return QueueEta(
+        runs_left=sum(item.runs_left for item in per_api.values()),
+        seconds=seconds,
+        finishes_at=now + timedelta(seconds=seconds) if seconds is not None else None,
+        by_api=dict(sorted(per_api.items(), key=lambda pair: pair[0] or "")),
+    )

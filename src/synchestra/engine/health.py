@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
-from synchestra.core.events import HealthChanged, iso
+from synchestra.core.events import HealthChanged
 from synchestra.core.models import Outcome, RunState
 from synchestra.engine.sources import SourceSpec
 from synchestra.store import SourceRow
@@ -32,14 +32,20 @@ class SourceHealth:
     consecutive_failures: int
     stale: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "healthy": self.healthy,
-            "state": self.state,
-            "last_success": iso(self.last_success),
-            "consecutive_failures": self.consecutive_failures,
-            "stale": self.stale,
-        }
+
+Overall = Literal["ok", "degraded", "down"]
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Every source's verdict (sorted by name) and the aggregate (see the module docstring)."""
+
+    status: Overall
+    sources: Mapping[str, SourceHealth]
+
+    @property
+    def all_healthy(self) -> bool:
+        return self.status == "ok"
 
 
 def source_state(row: SourceRow | None) -> str:
@@ -71,19 +77,16 @@ def judge(spec: SourceSpec | None, row: SourceRow | None, now: datetime) -> Sour
     return SourceHealth(healthy, state, last_success, failures, stale)
 
 
-def aggregate(per_source: Mapping[str, SourceHealth]) -> dict[str, Any]:
+def aggregate(per_source: Mapping[str, SourceHealth]) -> HealthReport:
     healthy = sum(1 for h in per_source.values() if h.healthy)
+    overall: Overall
     if healthy == len(per_source):
         overall = "ok"
     elif healthy == 0:
         overall = "down"
     else:
         overall = "degraded"
-    return {
-        "status": overall,
-        "all_healthy": healthy == len(per_source),
-        "sources": {name: h.as_dict() for name, h in sorted(per_source.items())},
-    }
+    return HealthReport(overall, dict(sorted(per_source.items())))
 
 
 class HealthTracker:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Self, Unpack
@@ -33,8 +34,10 @@ from synchestra.core.models import (
 from synchestra.core.redact import Redactor
 from synchestra.engine import status as views
 from synchestra.engine.dispatcher import Dispatcher
-from synchestra.engine.eta import estimate
+from synchestra.engine.eta import QueueEta, estimate
+from synchestra.engine.freshness import older_than
 from synchestra.engine.sources import SourceSpec, spec_from_config, spec_from_function
+from synchestra.engine.status import SyncStatus
 from synchestra.engine.summary import SyncSummary, summarize
 from synchestra.store import Store
 from synchestra.upstream.apis import Apis
@@ -220,6 +223,31 @@ class Orchestrator:
         self.dispatcher.wake()
         return answers
 
+    async def request_for_target(
+        self,
+        key: str,
+        sources: Sequence[str] | None = None,
+        *,
+        max_age: timedelta | None = None,
+    ) -> list[Enqueued]:
+        """Queue ``sources`` (default: every per-target source) for one target.
+
+        With ``max_age``, only the sources whose last success for it is older (see
+        :func:`~synchestra.engine.freshness.older_than`). :class:`UnknownTarget`
+        when there is no such target; :class:`InputError` for a source without targets.
+        """
+        if await self.store.get_target(key) is None:
+            raise UnknownTarget(key)
+        names = list(sources or [n for n, spec in self.sources.items() if spec.per_target])
+        for name in names:
+            spec = self.sources.get(name)
+            if spec is not None and not spec.per_target:
+                raise InputError(f"source {name!r} has no targets")
+        if max_age is not None:
+            last = {s.source: s.last_success for s in await self.store.pair_statuses(key)}
+            names = older_than(names, last, now=self.clock.now(), max_age=max_age)
+        return await self.request(names, targets=[key]) if names else []
+
     def _choose_sources(
         self, names: Sequence[str] | None, *, targets_given: bool
     ) -> list[SourceSpec]:
@@ -285,12 +313,12 @@ class Orchestrator:
             validate_target_key(target.key)
         await self.store.put_targets(targets, self.clock.now())
 
-    async def sync_status(self) -> dict[str, Any]:
-        """``GET /api/sync/status``'s document, with the queue's ETA (``eta``)."""
-        document = await views.sync_status(self.store, self.sources, self.clock.now())
-        return {**document, "eta": await self.eta()}
+    async def sync_status(self) -> SyncStatus:
+        """Every source's status and health, with the queue's ETA."""
+        status = await views.sync_status(self.store, self.sources, self.clock.now())
+        return replace(status, eta=await self.eta())
 
-    async def eta(self) -> dict[str, Any]:
+    async def eta(self) -> QueueEta:
         """When the queue should be empty, from the backlog and the APIs' quotas (see eta.py)."""
         backlogs = await self.store.backlog()
         known = {api for api in backlogs if api is not None and self.config.knows_api(api)}

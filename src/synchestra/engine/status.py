@@ -1,56 +1,106 @@
-"""The status documents of the contract, built from the store.
+"""The status of sources and targets, read from the store, as typed values.
 
-Shared by the CLI (``status --json``) and the HTTP API so both answer alike.
+The interfaces render them (``synchestra.interfaces.documents``), so the CLI
+(``status --json``), the HTTP API and the dashboard answer alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from synchestra.core.errors import UnknownTarget
-from synchestra.core.events import iso
-from synchestra.core.models import RunState, Target
-from synchestra.engine.health import aggregate, judge, source_state
+from synchestra.core.models import RunState
+from synchestra.engine.eta import QueueEta
+from synchestra.engine.health import HealthReport, aggregate, judge, source_state
 from synchestra.engine.sources import SourceSpec
-from synchestra.store import Store
+from synchestra.store import SourceRow, Store
 
 
-async def sync_status(
-    store: Store, sources: Mapping[str, SourceSpec], now: datetime
-) -> dict[str, Any]:
-    """``{"sources": [...], "health": {...}}`` as ``GET /api/sync/status`` answers."""
+@dataclass(frozen=True)
+class SourceStatus:
+    """One source: ``status`` is ``idle | queued | running | completed | error``."""
+
+    source: str
+    status: str
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+    next_run_at: datetime | None = None
+    queued: int = 0
+    running: int = 0
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """Every source (sorted by name), their health, and the queue's ETA when it was asked."""
+
+    sources: tuple[SourceStatus, ...]
+    health: HealthReport
+    eta: QueueEta | None = None
+
+
+@dataclass(frozen=True)
+class TargetSource:
+    """How one source stands for one target (``error`` only while it is failing)."""
+
+    state: str
+    last_attempt: datetime | None
+    last_success: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    source: str
+    error: str | None
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """One target's sync status: ``success`` when every settled run succeeded or was skipped."""
+
+    target: str
+    name: str
+    last_run: datetime | None
+    success: bool
+    errors: tuple[TargetFailure, ...]
+    sources: Mapping[str, TargetSource]
+
+
+def source_status(name: str, row: SourceRow | None) -> SourceStatus:
+    if row is None:
+        return SourceStatus(name, source_state(row))
+    state = source_state(row)
+    return SourceStatus(
+        source=name,
+        status=state,
+        started_at=row.last_started,
+        completed_at=row.last_finished,
+        error=row.last_error if state == "error" else None,
+        next_run_at=row.next_fire_at,
+        queued=row.queued,
+        running=row.running,
+    )
+
+
+async def sync_status(store: Store, sources: Mapping[str, SourceSpec], now: datetime) -> SyncStatus:
+    """Every source's status and health (without the ETA: the orchestrator adds it)."""
     rows = await store.source_rows()
-    listing = []
-    for name in sorted(sources):
-        row = rows.get(name)
-        state = source_state(row)
-        listing.append(
-            {
-                "source": name,
-                "status": state,
-                "started_at": iso(row.last_started) if row else None,
-                "completed_at": iso(row.last_finished) if row else None,
-                "error": (row.last_error if state == "error" else None) if row else None,
-                "next_run_at": iso(row.next_fire_at) if row else None,
-                "queued": row.queued if row else 0,
-                "running": row.running if row else 0,
-            }
-        )
+    listing = tuple(source_status(name, rows.get(name)) for name in sorted(sources))
     verdicts = {name: judge(sources[name], rows.get(name), now) for name in sources}
-    return {"sources": listing, "health": aggregate(verdicts)}
+    return SyncStatus(listing, aggregate(verdicts))
 
 
-async def health(store: Store, sources: Mapping[str, SourceSpec], now: datetime) -> dict[str, Any]:
+async def health(store: Store, sources: Mapping[str, SourceSpec], now: datetime) -> HealthReport:
     rows = await store.source_rows()
     return aggregate({name: judge(sources[name], rows.get(name), now) for name in sources})
 
 
-async def target_status(
-    store: Store, sources: Mapping[str, SourceSpec], key: str
-) -> dict[str, Any]:
-    """The sync status of one target, as ``status --target KEY --json`` prints it."""
+async def target_status(store: Store, sources: Mapping[str, SourceSpec], key: str) -> TargetStatus:
+    """The sync status of one target; :class:`UnknownTarget` when there is none."""
     target = await store.get_target(key)
     if target is None:
         raise UnknownTarget(key)
@@ -61,41 +111,22 @@ async def target_status(
     errors = []
     for name in names:
         status = pairs.get(name)
-        state = active.get(name) or (status.state if status else "idle")
-        per_source[name] = {
-            "state": state,
-            "last_attempt": iso(status.last_attempt) if status else None,
-            "last_success": iso(status.last_success) if status else None,
-            "error": status.error if status and status.state == RunState.FAILED.value else None,
-        }
-        if status and status.state == RunState.FAILED.value:
-            errors.append({"source": name, "error": status.error, "at": iso(status.error_at)})
+        failed = status is not None and status.state == RunState.FAILED.value
+        per_source[name] = TargetSource(
+            state=active.get(name) or (status.state if status else "idle"),
+            last_attempt=status.last_attempt if status else None,
+            last_success=status.last_success if status else None,
+            error=status.error if status and failed else None,
+        )
+        if status and failed:
+            errors.append(TargetFailure(name, status.error, status.error_at))
     attempts = [s.last_attempt for s in pairs.values() if s.last_attempt is not None]
     settled = [s.state for s in pairs.values()]
-    return {
-        "target": target.key,
-        "name": target.name,
-        "last_run": iso(max(attempts)) if attempts else None,
-        "success": bool(settled) and all(s in ("succeeded", "skipped") for s in settled),
-        "errors": errors,
-        "sources": per_source,
-    }
-
-
-def target_dict(target: Target) -> dict[str, Any]:
-    return {"key": target.key, "name": target.name, "attrs": dict(target.attrs)}
-
-
-def record_dict(row: Any) -> dict[str, Any]:
-    """A record as the contract shapes it."""
-    return {
-        "kind": row.kind,
-        "key": row.key,
-        "target": row.target or None,
-        "source": row.source,
-        "data": row.data,
-        "first_seen": iso(row.first_seen),
-        "last_seen": iso(row.last_seen),
-        "changed_at": iso(row.changed_at),
-        "deleted_at": iso(row.deleted_at),
-    }
+    return TargetStatus(
+        target=target.key,
+        name=target.name,
+        last_run=max(attempts) if attempts else None,
+        success=bool(settled) and all(s in ("succeeded", "skipped") for s in settled),
+        errors=tuple(errors),
+        sources=per_source,
+    )

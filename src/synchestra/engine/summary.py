@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synchestra.core.events import iso
+from synchestra.core.documents import run_document
 from synchestra.core.models import Run, RunState
 from synchestra.store import Store
 
@@ -32,31 +32,15 @@ class SyncSummary:
         return 1 if self.failed else 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as ``sync --json`` prints it."""
         return {
             "total": self.total,
             "succeeded": self.succeeded,
             "failed": self.failed,
             "skipped": self.skipped,
             "errors": self.errors,
-            "runs": [run_dict(run) for run in self.runs],
+            "runs": [run_document(run) for run in self.runs],
         }
-
-
-def run_dict(run: Run) -> dict[str, Any]:
-    return {
-        "id": str(run.id),
-        "source": run.source,
-        "target": run.target,
-        "state": run.state.value,
-        "mode": run.mode.value,
-        "priority": run.priority,
-        "queued_at": iso(run.queued_at),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "attempts": run.attempts,
-        "error": run.error,
-        "result": dict(run.result),
-    }
 
 
 async def summarize(runs: Sequence[Run], store: Store) -> SyncSummary:

@@ -29,6 +29,7 @@ from synchestra.core.models import Mode, Run, RunState, Target
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.retry import RetryPolicy
+from synchestra.interfaces.documents import sync_status_document, target_status_document
 from synchestra.store import RecordQuery
 
 TARGETS = [
@@ -172,7 +173,7 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
 
         # per-target status
         for key in ("dot:1", "dot:4"):
-            status = await views.target_status(orc.store, orc.sources, key)
+            status = target_status_document(await views.target_status(orc.store, orc.sources, key))
             assert status["success"] is True
             assert status["errors"] == []
             assert status["last_run"] == iso(t0)
@@ -182,7 +183,7 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
                 "violations": "succeeded",
             }
             assert all(s["last_success"] == iso(t0) for s in status["sources"].values())
-        beta = await views.target_status(orc.store, orc.sources, "dot:2")
+        beta = target_status_document(await views.target_status(orc.store, orc.sources, "dot:2"))
         assert beta["target"] == "dot:2" and beta["name"] == "Beta Logistics"
         assert beta["success"] is False
         assert beta["errors"] == [
@@ -200,7 +201,7 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
         }
         assert beta["sources"]["carrier"]["state"] == "succeeded"
         assert beta["sources"]["inspections"]["error"] is None
-        gamma = await views.target_status(orc.store, orc.sources, "dot:3")
+        gamma = target_status_document(await views.target_status(orc.store, orc.sources, "dot:3"))
         assert gamma["success"] is False
         (gamma_error,) = gamma["errors"]
         assert gamma_error["source"] == "inspections"
@@ -213,7 +214,7 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
         assert gamma["sources"]["violations"]["state"] == "succeeded"
 
         # per-source status
-        status = await views.sync_status(orc.store, orc.sources, clock.now())
+        status = sync_status_document(await views.sync_status(orc.store, orc.sources, clock.now()))
         assert [s["source"] for s in status["sources"]] == ["carrier", "inspections", "violations"]
         assert status_of(status, "violations") | {"started_at": None, "completed_at": None} == {
             "source": "violations",
@@ -245,9 +246,11 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
         assert (again.total, again.succeeded, again.failed, again.skipped) == (4, 4, 0, 0)
         assert again.errors == []
         for target in TARGETS:
-            status_after = await views.target_status(orc.store, orc.sources, target.key)
+            status_after = target_status_document(
+                await views.target_status(orc.store, orc.sources, target.key)
+            )
             assert status_after["success"] is True and status_after["errors"] == []
-        after = await views.sync_status(orc.store, orc.sources, clock.now())
+        after = sync_status_document(await views.sync_status(orc.store, orc.sources, clock.now()))
         assert {s["status"] for s in after["sources"]} == {"completed"}
 
 
@@ -429,7 +432,7 @@ async def test_not_configured_skips_the_run(database_url: str, clock: FakeClock)
         run = next(r for r in summary.runs if r.source == "unkeyed")
         assert run.state is RunState.SKIPPED
         assert run.error == "not configured: UNKEYED_TOKEN is not set"
-        status = await views.sync_status(orc.store, orc.sources, clock.now())
+        status = sync_status_document(await views.sync_status(orc.store, orc.sources, clock.now()))
         assert status_of(status, "unkeyed")["status"] == "completed"
         assert status["health"]["sources"]["unkeyed"]["state"] == "skipped"
         assert status["health"]["sources"]["unkeyed"]["healthy"] is True
@@ -455,7 +458,7 @@ async def test_required_api_credential_unset_skips_without_calling_the_source(
         assert summary.exit_code == 0
         assert {run.state for run in summary.runs} == {RunState.SKIPPED}
         assert {run.error for run in summary.runs} == {"not configured: SECURED_KEY is not set"}
-        status = await views.target_status(orc.store, orc.sources, "dot:1")
+        status = target_status_document(await views.target_status(orc.store, orc.sources, "dot:1"))
         assert status["sources"]["guarded"]["state"] == "skipped"
         assert status["success"] is True
         assert status["errors"] == []
@@ -670,7 +673,7 @@ async def test_cancelling_a_running_run_cancels_its_task(
         assert run.state is RunState.CANCELLED
         assert run.error == "cancelled"
         assert summary.failed == 1
-        status = await views.target_status(orc.store, orc.sources, "dot:1")
+        status = target_status_document(await views.target_status(orc.store, orc.sources, "dot:1"))
         assert status["sources"]["stuck"]["state"] == "cancelled"
         assert await orc.store.list_runs(state=RunState.QUEUED) == []
 
@@ -866,8 +869,12 @@ async def test_a_credential_in_an_error_never_reaches_runs_status_or_events(
         documents = {
             "run": (await get_run(orc, run.id)).error,
             "summary": summary.as_dict(),
-            "target": await views.target_status(orc.store, orc.sources, "dot:1"),
-            "sources": await views.sync_status(orc.store, orc.sources, clock.now()),
+            "target": target_status_document(
+                await views.target_status(orc.store, orc.sources, "dot:1")
+            ),
+            "sources": sync_status_document(
+                await views.sync_status(orc.store, orc.sources, clock.now())
+            ),
             "events": [event.to_dict() for event in events],
         }
     for name, document in documents.items():

@@ -32,7 +32,7 @@ from synchestra.core.clock import FakeClock
 from synchestra.core.events import HealthChanged, RunFailed, RunQueued, RunRef, RunStarted
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app
-from synchestra.interfaces.http.routes_events import HEARTBEAT, event_stream
+from synchestra.interfaces.sse import HEARTBEAT, event_stream
 
 TOKEN = "s3cret-token-value"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -17,6 +17,7 @@ from synchestra.core.models import Backlog, Target
 from synchestra.engine.eta import CostBook, RunCost, api_eta, estimate
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.cli.display import eta_line
+from synchestra.interfaces.documents import eta_document
 from synchestra.interfaces.http import create_app
 from synchestra.upstream.ratelimit import ApiLimiter
 
@@ -62,12 +63,14 @@ def test_the_slowest_api_sets_the_overall_estimate() -> None:
     clock = FakeClock()
     book = CostBook()
     book.observe(None, requests=0, seconds=1.0)
-    document = estimate(
-        {"fast": Backlog(queued=100), "slow": Backlog(queued=100), None: Backlog(queued=8)},
-        {"fast": limiter(50), "slow": limiter(10)},
-        book,
-        workers=4,
-        now=clock.now(),
+    document = eta_document(
+        estimate(
+            {"fast": Backlog(queued=100), "slow": Backlog(queued=100), None: Backlog(queued=8)},
+            {"fast": limiter(50), "slow": limiter(10)},
+            book,
+            workers=4,
+            now=clock.now(),
+        )
     )
     assert document["seconds"] == 10.0
     assert document["runs_left"] == 208
@@ -76,12 +79,14 @@ def test_the_slowest_api_sets_the_overall_estimate() -> None:
 
 
 def test_without_a_rate_or_a_run_seen_the_estimate_is_unknown() -> None:
-    document = estimate(
-        {"plain": Backlog(queued=5)},
-        {"plain": limiter(None)},
-        CostBook(),
-        workers=4,
-        now=FakeClock().now(),
+    document = eta_document(
+        estimate(
+            {"plain": Backlog(queued=5)},
+            {"plain": limiter(None)},
+            CostBook(),
+            workers=4,
+            now=FakeClock().now(),
+        )
     )
     assert document["seconds"] is None and document["finishes_at"] is None
 
@@ -107,12 +112,12 @@ async def test_the_orchestrator_estimates_its_queue(
     async with opened(database_url, clock, config, setup=setup) as orc:
         await orc.add_targets([Target(f"t:{n}") for n in range(50)])
         answers = await orc.request(["prices"], all_targets=True)
-        eta = await orc.eta()
+        eta = eta_document(await orc.eta())
         assert eta["runs_left"] == 50
         assert eta["by_api"]["erp"] == {"runs_left": 50, "seconds": 5.0, "bound": "rate"}
         orc.start(schedule=False)
         await within(orc.wait_for([answer.run.id for answer in answers]))
-        done = await orc.eta()
+        done = eta_document(await orc.eta())
         assert done["runs_left"] == 0 and done["seconds"] == 0.0
         assert orc.dispatcher.costs.of("erp").requests == 0.0  # a no-op source sends nothing
 
@@ -156,12 +161,14 @@ async def test_each_run_counts_its_own_requests_on_the_shared_client(
 
 
 def test_the_eta_reads_in_one_line() -> None:
-    document = estimate(
-        {"datahub": Backlog(queued=900), "qcmobile": Backlog(queued=300), "idle": Backlog()},
-        {"datahub": limiter(20), "qcmobile": limiter(50), "idle": limiter(5)},
-        CostBook(),
-        workers=16,
-        now=FakeClock().now(),
+    document = eta_document(
+        estimate(
+            {"datahub": Backlog(queued=900), "qcmobile": Backlog(queued=300), "idle": Backlog()},
+            {"datahub": limiter(20), "qcmobile": limiter(50), "idle": limiter(5)},
+            CostBook(),
+            workers=16,
+            now=FakeClock().now(),
+        )
     )
     assert eta_line(document) == (
         "queue: 1200 runs left, empty in ~45s (datahub ~45s rate, qcmobile ~6s rate)"

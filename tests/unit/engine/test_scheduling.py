@@ -19,6 +19,7 @@ from synchestra.core.events import iso
 from synchestra.core.models import Run, RunState, Target
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
+from synchestra.interfaces.documents import sync_status_document
 
 START = datetime(2026, 1, 5, 12, 3, tzinfo=UTC)
 TARGETS = [Target(f"dot:{n}", f"Carrier {n}") for n in range(1, 5)]
@@ -68,7 +69,9 @@ async def test_first_start_persists_next_fires_and_due_fires_queue_and_run(
             orc.start(schedule=True)
             await fires_become(orc, {"every15": at(12, 15), "hourly": at(13, 0)})
             assert await orc.store.list_runs() == []  # starting does not fire
-            status = await views.sync_status(orc.store, orc.sources, clock.now())
+            status = sync_status_document(
+                await views.sync_status(orc.store, orc.sources, clock.now())
+            )
             assert {s["source"]: s["next_run_at"] for s in status["sources"]} == {
                 "every15": iso(at(12, 15)),
                 "hourly": iso(at(13, 0)),
@@ -229,7 +232,9 @@ async def test_fires_during_a_long_run_queue_at_most_one_follow_up(
             runs = await runs_of(orc, "slow")
             assert [r.state for r in runs] == [RunState.RUNNING, RunState.QUEUED]
             assert str(runs[1].id) == follow_up.data["id"]
-            status = await views.sync_status(orc.store, orc.sources, clock.now())
+            status = sync_status_document(
+                await views.sync_status(orc.store, orc.sources, clock.now())
+            )
             (entry,) = status["sources"]
             assert (entry["status"], entry["queued"], entry["running"]) == ("running", 1, 1)
 

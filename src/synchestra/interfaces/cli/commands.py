@@ -36,8 +36,16 @@ from synchestra.core.models import (
 )
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
-from synchestra.engine.summary import SyncSummary, run_dict
+from synchestra.engine.summary import SyncSummary
 from synchestra.interfaces.cli.display import eta_line, print_sources, print_target, state_markup
+from synchestra.interfaces.documents import (
+    eta_document,
+    record_document,
+    run_document,
+    sync_status_document,
+    target_document,
+    target_status_document,
+)
 from synchestra.store import RecordQuery
 
 app = typer.Typer(
@@ -173,7 +181,7 @@ async def _show_progress(orc: Orchestrator, job: asyncio.Task[SyncSummary], even
             progress.update(bar, total=max(queued, finished) or None, completed=finished)
             if orc.clock.now() >= eta_due:
                 eta_due = orc.clock.now() + ETA_EVERY
-                progress.update(bar, eta=eta_line(await orc.eta()))
+                progress.update(bar, eta=eta_line(eta_document(await orc.eta())))
 
 
 ETA_EVERY = timedelta(seconds=1)
@@ -223,8 +231,10 @@ def status(
     async def read() -> dict[str, Any]:
         async with orc:
             if target is not None:
-                return await views.target_status(orc.store, orc.sources, target)
-            return await orc.sync_status()
+                return target_status_document(
+                    await views.target_status(orc.store, orc.sources, target)
+                )
+            return sync_status_document(await orc.sync_status())
 
     document = run_async(read)
     if as_json:
@@ -295,7 +305,7 @@ def targets_list(as_json: JsonOption = False, config: ConfigOption = None) -> No
 
     found = run_async(read)
     if as_json:
-        _print_json({"targets": [views.target_dict(t) for t in found]})
+        _print_json({"targets": [target_document(t) for t in found]})
         return
     table = Table(show_edge=False)
     for column in ("key", "name", "attrs"):
@@ -340,7 +350,7 @@ def runs(
             found = await orc.store.list_runs(
                 source=source, target=target, state=chosen, limit=limit
             )
-            return [run_dict(run) for run in found]
+            return [run_document(run) for run in found]
 
     found = run_async(read)
     if as_json:
@@ -395,7 +405,7 @@ def records(
     async def read() -> dict[str, Any]:
         async with orc:
             rows, next_cursor = await orc.store.list_records(query)
-            return {"records": [views.record_dict(row) for row in rows], "next_cursor": next_cursor}
+            return {"records": [record_document(row) for row in rows], "next_cursor": next_cursor}
 
     document = run_async(read)
     if as_json:

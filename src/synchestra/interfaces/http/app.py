@@ -5,21 +5,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces import dashboard
-from synchestra.interfaces.http import errors
+from synchestra.interfaces.documents import health_document
+from synchestra.interfaces.http import (
+    errors,
+    routes_events,
+    routes_metrics,
+    routes_runs,
+    routes_sync,
+    routes_targets,
+)
 from synchestra.interfaces.http.auth import bearer_auth
-from synchestra.interfaces.http.routes_events import events_router
-from synchestra.interfaces.http.routes_metrics import metrics_router
-from synchestra.interfaces.http.routes_runs import runs_router
-from synchestra.interfaces.http.routes_sync import sync_router
-from synchestra.interfaces.http.routes_targets import targets_router
+from synchestra.interfaces.http.deps import Orc
 from synchestra.interfaces.http.schemas import Health
 from synchestra.interfaces.http.schemas import errors as error_codes
+from synchestra.interfaces.metrics import Metrics
+
+API_ROUTERS = (routes_sync.router, routes_targets.router, routes_runs.router, routes_events.router)
+"""Every ``/api`` router but the health route's: they need the token, when there is one."""
 
 
 def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
@@ -29,30 +37,37 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
     the dashboard at ``/`` asks for the same token once and keeps a cookie.
     """
     app = FastAPI(title="synchestra", version="0.1.0", summary="the synchestra HTTP API")
+    app.state.orchestrator = orchestrator
+    app.state.token = token
+    app.state.metrics = Metrics(orchestrator)  # counts from now
     app.state.closing = asyncio.Event()  # set by end_streams()
     errors.install(app)
-    orc = orchestrator
-
-    @app.get(
-        "/api/health",
-        response_model=Health,
-        responses=error_codes(503) | {503: {"model": Health, "description": "down"}},
-        tags=["health"],
-        summary="health of every source (no auth)",
-    )
-    async def health() -> Any:
-        document = await views.health(orc.store, orc.sources, orc.clock.now())
-        if document["status"] == "down":
-            return JSONResponse(document, status_code=503)
-        return document
-
-    dependencies = [Depends(bearer_auth(token))] if token is not None else []
+    app.include_router(health_router)  # no token
+    dependencies = [Depends(bearer_auth)] if token is not None else []
     responses = error_codes(401, 403) if token is not None else {}
-    for router in (sync_router(orc), targets_router(orc), runs_router(orc), events_router(orc)):
+    for router in API_ROUTERS:
         app.include_router(router, dependencies=dependencies, responses=responses)
-    app.include_router(metrics_router(orc))  # outside /api: no token (see routes_metrics)
-    dashboard.install(app, orc, token=token)
+    app.include_router(routes_metrics.router)  # outside /api: no token (see routes_metrics)
+    dashboard.install(app, orchestrator, token=token)
     return app
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get(
+    "/api/health",
+    response_model=Health,
+    responses=error_codes(503) | {503: {"model": Health, "description": "down"}},
+    summary="health of every source (no auth)",
+)
+async def health(orc: Orc) -> Any:
+    # No docstring: it would become the operation's description in /openapi.json.
+    report = await views.health(orc.store, orc.sources, orc.clock.now())
+    document = health_document(report)
+    if report.status == "down":
+        return JSONResponse(document, status_code=503)
+    return document
 
 
 def end_streams(app: FastAPI) -> None:

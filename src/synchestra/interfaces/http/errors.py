@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from synchestra.core.errors import InputError, UnknownSource
+from synchestra.interfaces.sse import BadStreamRequest
 
 log = logging.getLogger("synchestra.interfaces.http")
 
 
-class ApiError(Exception):
-    """An error answer: status, message and optional detail."""
+class HttpProblem(Exception):
+    """Our own error answer (not an upstream API's): status, message and optional detail."""
 
     def __init__(
         self,
@@ -55,9 +56,15 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, str]]:
     ]
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+async def _problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HttpProblem)
     return answer(exc.status, exc.error, exc.detail, exc.headers)
+
+
+async def _bad_stream(request: Request, exc: Exception) -> JSONResponse:
+    """A bad event-stream parameter, from the API's stream or the dashboard's alike."""
+    assert isinstance(exc, BadStreamRequest)
+    return answer(422, str(exc), [{"field": exc.field, "message": exc.hint}])
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -87,7 +94,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HttpProblem, _problem)
+    app.add_exception_handler(BadStreamRequest, _bad_stream)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(InputError, _input)
     app.add_exception_handler(HTTPException, _http)

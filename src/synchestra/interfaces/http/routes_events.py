@@ -1,37 +1,20 @@
 """Server-sent events of the engine's bus: ``GET /api/events``.
 
-Each event is sent as ``id: <id>``, ``event: <type>`` and ``data: <JSON>`` (the
-event's :meth:`~synchestra.core.events.Event.to_dict`). A ``: keepalive`` comment
-goes out every ``heartbeat`` seconds of the orchestrator's clock, which is also
-when a client that went away without the server noticing is found out.
-
-A reconnecting client sends ``Last-Event-ID`` (or ``?last_event_id=``): the
-stream subscribes first, then replays what the bus still remembers after that
-id, then goes live, skipping live events it already replayed, so there is
-neither a gap nor a duplicate (as far back as the bus's window reaches).
+The stream itself (framing, replay after ``Last-Event-ID``, keepalives) is
+:mod:`synchestra.interfaces.sse`, shared with the dashboard; this route only
+parses its parameters. A bad one is a 422 naming it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from synchestra.core.bus import EventBus
-from synchestra.core.clock import Clock
-from synchestra.core.events import EVENT_TYPES, Event
-from synchestra.engine.orchestrator import Orchestrator
-from synchestra.interfaces.http.errors import ApiError
+from synchestra.interfaces.http.deps import Orc
 from synchestra.interfaces.http.schemas import errors
-
-HEARTBEAT = 15.0
-"""Seconds (of the orchestrator's clock) between two ``: keepalive`` comments."""
-
-KEEPALIVE = ": keepalive\n\n"
+from synchestra.interfaces.sse import parse_last_id, parse_types, stream_response
 
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {
@@ -40,120 +23,25 @@ _STREAM: dict[int | str, dict[str, Any]] = {
     }
 }
 
-
-def frame(event: Event) -> str:
-    """One event in the SSE wire format."""
-    data = json.dumps(event.to_dict(), separators=(",", ":"), default=str)
-    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
+router = APIRouter(tags=["events"])
 
 
-def parse_types(text: str | None) -> frozenset[str] | None:
-    """``"run.queued,run.started"`` as a set; None (every type) when absent or empty."""
-    if text is None:
-        return None
-    wanted = frozenset(part.strip() for part in text.split(",") if part.strip())
-    unknown = sorted(wanted - EVENT_TYPES)
-    if unknown:
-        raise ApiError(
-            422,
-            f"unknown event type {unknown[0]!r}",
-            [{"field": "types", "message": f"one of {', '.join(sorted(EVENT_TYPES))}"}],
-        )
-    return wanted or None
-
-
-def parse_last_id(header: str | None, query: str | None) -> int | None:
-    """The id to resume after: the header wins over the query parameter."""
-    text = header if header is not None else query
-    if text is None or not text.strip():
-        return None
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # not "²" nor "١٢"
-        raise ApiError(
-            422,
-            "invalid last event id",
-            [{"field": "Last-Event-ID", "message": "an event id (a non-negative integer)"}],
-        )
-    return int(text)
-
-
-async def event_stream(
-    bus: EventBus,
-    clock: Clock,
-    *,
-    after: int | None = None,
-    types: Collection[str] | None = None,
-    heartbeat: float = HEARTBEAT,
-    disconnected: Callable[[], Awaitable[bool]] | None = None,
-    closing: asyncio.Event | None = None,
-) -> AsyncGenerator[str, None]:
-    """The SSE frames of ``bus``: replay after ``after``, then live until cancelled.
-
-    Ends when ``disconnected`` says so (asked at every heartbeat and before each
-    event) or when ``closing`` is set (the server stops); the subscription is
-    closed whichever way the stream ends.
-    """
-    wanted = frozenset(types) if types is not None else None
-    with bus.subscribe(wanted) as subscription:
-        replayed = 0  # live events up to this id were already sent from the backlog
-        if disconnected is not None and await disconnected():  # also reads the request body
-            return
-        if after is not None:
-            for event in bus.since(after):
-                if wanted is None or event.type in wanted:
-                    replayed = event.id
-                    yield frame(event)
-        next_event: asyncio.Task[Event] = asyncio.ensure_future(subscription.get())
-        tick: asyncio.Task[None] = asyncio.ensure_future(clock.sleep(heartbeat))
-        closed: asyncio.Task[Any] = asyncio.ensure_future((closing or asyncio.Event()).wait())
-        try:
-            while True:
-                await asyncio.wait({next_event, tick, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed.done() or (disconnected is not None and await disconnected()):
-                    return
-                if tick.done():
-                    tick = asyncio.ensure_future(clock.sleep(heartbeat))
-                    yield KEEPALIVE
-                if next_event.done():
-                    event = next_event.result()
-                    next_event = asyncio.ensure_future(subscription.get())
-                    if event.id > replayed:
-                        yield frame(event)
-        finally:
-            for task in (next_event, tick, closed):
-                task.cancel()
-            await asyncio.gather(next_event, tick, closed, return_exceptions=True)
-
-
-def events_router(orc: Orchestrator, *, heartbeat: float = HEARTBEAT) -> APIRouter:
-    router = APIRouter(tags=["events"])
-
-    @router.get(
-        "/api/events",
-        response_class=StreamingResponse,
-        responses=_STREAM | errors(422),
-        summary="live events (server-sent events), resumable with Last-Event-ID",
-    )
-    async def events(
-        request: Request,
-        types: Annotated[
-            str | None, Query(description="comma-separated event types to keep (default: all)")
-        ] = None,
-        last_event_id: Annotated[
-            str | None, Query(description="resume after this event id (as Last-Event-ID)")
-        ] = None,
-        last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    ) -> StreamingResponse:
-        stream = event_stream(
-            orc.bus,
-            orc.clock,
-            after=parse_last_id(last_event_id_header, last_event_id),
-            types=parse_types(types),
-            heartbeat=heartbeat,
-            disconnected=request.is_disconnected,
-            closing=request.app.state.closing,
-        )
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-
-    return router
+@router.get(
+    "/api/events",
+    response_class=StreamingResponse,
+    responses=_STREAM | errors(422),
+    summary="live events (server-sent events), resumable with Last-Event-ID",
+)
+async def events(
+    request: Request,
+    orc: Orc,
+    types: Annotated[
+        str | None, Query(description="comma-separated event types to keep (default: all)")
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Query(description="resume after this event id (as Last-Event-ID)")
+    ] = None,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    after = parse_last_id(last_event_id_header, last_event_id)
+    return stream_response(request, orc.bus, orc.clock, after=after, types=parse_types(types))

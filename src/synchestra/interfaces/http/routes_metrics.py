@@ -7,25 +7,27 @@ those may be seen, or put it behind the reverse proxy's own authentication.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.metrics import Metrics
 
+router = APIRouter(tags=["metrics"])
 
-def metrics_router(orc: Orchestrator) -> APIRouter:
-    """The ``/metrics`` route, with metrics of ``orc`` that start counting now."""
-    metrics = Metrics(orc)
-    router = APIRouter(tags=["metrics"])
 
-    @router.get(
-        "/metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
-        summary="Prometheus metrics (no auth)",
-    )
-    async def scrape() -> Response:
-        return Response(await metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
+def app_metrics(request: Request) -> Metrics:
+    """The application's metrics (they count from when ``create_app`` built it)."""
+    found: Metrics = request.app.state.metrics
+    return found
 
-    return router
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    summary="Prometheus metrics (no auth)",
+)
+async def scrape(metrics: Annotated[Metrics, Depends(app_metrics)]) -> Response:
+    return Response(await metrics.scrape(), media_type=CONTENT_TYPE_LATEST)

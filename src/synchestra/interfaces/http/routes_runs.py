@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from synchestra.core.models import Run, RunState
-from synchestra.engine.orchestrator import Orchestrator
-from synchestra.engine.summary import run_dict
-from synchestra.interfaces.http.errors import ApiError
+from synchestra.interfaces.documents import run_document
+from synchestra.interfaces.http.deps import Orc
+from synchestra.interfaces.http.errors import HttpProblem
 from synchestra.interfaces.http.schemas import RunList, RunOut, errors
 
 
@@ -19,45 +19,46 @@ def _run_id(text: str) -> int:
     ``str.isdigit`` alone accepts digits ``int`` refuses, such as ``"²"``.
     """
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise ApiError(404, f"unknown run {text!r}")
+        raise HttpProblem(404, f"unknown run {text!r}")
     return int(text)
 
 
 def _found(run: Run | None, text: str) -> Run:
     if run is None:
-        raise ApiError(404, f"unknown run {text!r}")
+        raise HttpProblem(404, f"unknown run {text!r}")
     return run
 
 
-def runs_router(orc: Orchestrator) -> APIRouter:
-    router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"])
 
-    @router.get("/api/runs", response_model=RunList, responses=errors(422), summary="run history")
-    async def list_runs(
-        source: str | None = None,
-        target: str | None = None,
-        state: RunState | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
-    ) -> dict[str, Any]:
-        if "\x00" in (source or "") + (target or ""):
-            # No run has one (PostgreSQL cannot store a NUL; it would fail the query).
-            return {"runs": []}
-        found = await orc.store.list_runs(source=source, target=target, state=state, limit=limit)
-        return {"runs": [run_dict(run) for run in found]}
 
-    @router.get("/api/runs/{run_id}", response_model=RunOut, responses=errors(404), summary="a run")
-    async def get_run(run_id: str) -> dict[str, Any]:
-        found = await orc.store.get_runs([_run_id(run_id)])
-        return run_dict(_found(found[0] if found else None, run_id))
+@router.get("/api/runs", response_model=RunList, responses=errors(422), summary="run history")
+async def list_runs(
+    orc: Orc,
+    source: str | None = None,
+    target: str | None = None,
+    state: RunState | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+) -> dict[str, Any]:
+    if "\x00" in (source or "") + (target or ""):
+        # No run has one (PostgreSQL cannot store a NUL; it would fail the query).
+        return {"runs": []}
+    found = await orc.store.list_runs(source=source, target=target, state=state, limit=limit)
+    return {"runs": [run_document(run) for run in found]}
 
-    @router.post(
-        "/api/runs/{run_id}/cancel",
-        status_code=202,
-        response_model=RunOut,
-        responses=errors(404),
-        summary="cancel a queued run, or stop a running one",
-    )
-    async def cancel_run(run_id: str) -> dict[str, Any]:
-        return run_dict(_found(await orc.cancel(_run_id(run_id)), run_id))
 
-    return router
+@router.get("/api/runs/{run_id}", response_model=RunOut, responses=errors(404), summary="a run")
+async def get_run(orc: Orc, run_id: str) -> dict[str, Any]:
+    found = await orc.store.get_runs([_run_id(run_id)])
+    return run_document(_found(found[0] if found else None, run_id))
+
+
+@router.post(
+    "/api/runs/{run_id}/cancel",
+    status_code=202,
+    response_model=RunOut,
+    responses=errors(404),
+    summary="cancel a queued run, or stop a running one",
+)
+async def cancel_run(orc: Orc, run_id: str) -> dict[str, Any]:
+    return run_document(_found(await orc.cancel(_run_id(run_id)), run_id))

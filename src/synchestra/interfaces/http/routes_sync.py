@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from synchestra.core.durations import parse_duration
-from synchestra.core.errors import InputError, UnknownTarget
-from synchestra.core.models import Enqueued, Mode
-from synchestra.engine.orchestrator import Orchestrator
-from synchestra.interfaces.http.errors import ApiError
+from synchestra.core.errors import UnknownTarget
+from synchestra.core.models import Mode
+from synchestra.interfaces.documents import queued_document, sync_status_document
+from synchestra.interfaces.http.deps import Orc
+from synchestra.interfaces.http.errors import HttpProblem
 from synchestra.interfaces.http.schemas import (
     FullSyncRequest,
     QueuedRuns,
@@ -22,117 +23,76 @@ from synchestra.interfaces.http.schemas import (
     errors,
 )
 
+router = APIRouter(tags=["sync"])
 
-def queued(answers: Sequence[Enqueued]) -> dict[str, Any]:
-    return {
-        "runs": [
-            {
-                "id": str(answer.run.id),
-                "source": answer.run.source,
-                "target": answer.run.target,
-                "state": answer.run.state.value,
-                "deduplicated": answer.deduplicated,
-            }
-            for answer in answers
-        ]
-    }
+_QUEUES: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": QueuedRuns,
+    "responses": errors(404, 422),
+}
+"""What every route that queues runs answers."""
 
 
-def sync_router(orc: Orchestrator) -> APIRouter:
-    router = APIRouter(
-        tags=["sync"],
+@router.get("/api/sync/status", response_model=SyncStatus, summary="per-source status")
+async def sync_status(orc: Orc) -> dict[str, Any]:
+    return sync_status_document(await orc.sync_status())
+
+
+async def _queue(
+    orc: Orc,
+    sources: Sequence[str] | None,
+    body: SyncManyRequest | SyncRequest | FullSyncRequest,
+    *,
+    all_targets: bool,
+    mode: Mode,
+) -> dict[str, Any]:
+    """Queue ``sources`` for the targets and with the priority ``body`` gives."""
+    answers = await orc.request(
+        sources, targets=body.targets, all_targets=all_targets, mode=mode, priority=body.priority
+    )
+    return queued_document(answers)
+
+
+@router.post(
+    "/api/sync", **_QUEUES, summary="queue several sources (every source when sources is null)"
+)
+async def sync_many(
+    orc: Orc, body: Annotated[SyncManyRequest | None, Body()] = None
+) -> dict[str, Any]:
+    body = body or SyncManyRequest()
+    return await _queue(
+        orc, body.sources, body, all_targets=body.all_targets and not body.targets, mode=body.mode
     )
 
-    @router.get("/api/sync/status", response_model=SyncStatus, summary="per-source status")
-    async def sync_status() -> dict[str, Any]:
-        return await orc.sync_status()
 
-    @router.post(
-        "/api/sync",
-        status_code=202,
-        response_model=QueuedRuns,
-        responses=errors(404, 422),
-        summary="queue several sources (every source when sources is null)",
-    )
-    async def sync_many(body: Annotated[SyncManyRequest | None, Body()] = None) -> dict[str, Any]:
-        body = body or SyncManyRequest()
-        answers = await orc.request(
-            body.sources,
-            targets=body.targets,
-            all_targets=body.all_targets and not body.targets,
-            mode=body.mode,
-            priority=body.priority,
-        )
-        return queued(answers)
+@router.post("/api/sync/{source}", **_QUEUES, summary="queue one source")
+async def sync_source(
+    orc: Orc, source: str, body: Annotated[SyncRequest | None, Body()] = None
+) -> dict[str, Any]:
+    body = body or SyncRequest()
+    return await _queue(orc, [source], body, all_targets=body.all_targets, mode=body.mode)
 
-    @router.post(
-        "/api/sync/{source}",
-        status_code=202,
-        response_model=QueuedRuns,
-        responses=errors(404, 422),
-        summary="queue one source",
-    )
-    async def sync_source(
-        source: str, body: Annotated[SyncRequest | None, Body()] = None
-    ) -> dict[str, Any]:
-        body = body or SyncRequest()
-        answers = await orc.request(
-            [source],
-            targets=body.targets,
-            all_targets=body.all_targets,
-            mode=body.mode,
-            priority=body.priority,
-        )
-        return queued(answers)
 
-    @router.post(
-        "/api/sync/{source}/full",
-        status_code=202,
-        response_model=QueuedRuns,
-        responses=errors(404, 422),
-        summary="queue one source in mode full",
-    )
-    async def sync_source_full(
-        source: str, body: Annotated[FullSyncRequest | None, Body()] = None
-    ) -> dict[str, Any]:
-        body = body or FullSyncRequest()
-        answers = await orc.request(
-            [source],
-            targets=body.targets,
-            all_targets=body.all_targets,
-            mode=Mode.FULL,
-            priority=body.priority,
-        )
-        return queued(answers)
+@router.post("/api/sync/{source}/full", **_QUEUES, summary="queue one source in mode full")
+async def sync_source_full(
+    orc: Orc, source: str, body: Annotated[FullSyncRequest | None, Body()] = None
+) -> dict[str, Any]:
+    body = body or FullSyncRequest()
+    return await _queue(orc, [source], body, all_targets=body.all_targets, mode=Mode.FULL)
 
-    @router.post(
-        "/api/targets/{key:path}/sync",
-        status_code=202,
-        response_model=QueuedRuns,
-        responses=errors(404, 422),
-        summary="queue every source (or those given) for one target",
-    )
-    async def sync_target(
-        key: str, body: Annotated[TargetSyncRequest | None, Body()] = None
-    ) -> dict[str, Any]:
-        body = body or TargetSyncRequest()
-        if await orc.store.get_target(key) is None:
-            raise ApiError(404, str(UnknownTarget(key)))
-        names = body.sources or [n for n, spec in orc.sources.items() if spec.per_target]
-        for name in names:
-            spec = orc.sources.get(name)
-            if spec is not None and not spec.per_target:
-                raise InputError(f"source {name!r} has no targets")
-        if body.max_age is not None:
-            oldest = orc.clock.now() - parse_duration(body.max_age)
-            fresh = {
-                status.source
-                for status in await orc.store.pair_statuses(key)
-                if status.last_success is not None and status.last_success >= oldest
-            }
-            names = [name for name in names if name not in fresh]
-        if not names:
-            return queued([])
-        return queued(await orc.request(names, targets=[key]))
 
-    return router
+@router.post(
+    "/api/targets/{key:path}/sync",
+    **_QUEUES,
+    summary="queue every source (or those given) for one target",
+)
+async def sync_target(
+    orc: Orc, key: str, body: Annotated[TargetSyncRequest | None, Body()] = None
+) -> dict[str, Any]:
+    body = body or TargetSyncRequest()
+    max_age = parse_duration(body.max_age) if body.max_age is not None else None
+    try:
+        answers = await orc.request_for_target(key, body.sources, max_age=max_age)
+    except UnknownTarget as error:
+        raise HttpProblem(404, str(error)) from None
+    return queued_document(answers)

@@ -11,8 +11,13 @@ from fastapi import APIRouter, Query, Response
 from synchestra.core.errors import InputError, UnknownTarget
 from synchestra.core.models import Target, parse_instant, validate_target_key
 from synchestra.engine import status as views
-from synchestra.engine.orchestrator import Orchestrator
-from synchestra.interfaces.http.errors import ApiError
+from synchestra.interfaces.documents import (
+    record_document,
+    target_document,
+    target_status_document,
+)
+from synchestra.interfaces.http.deps import Orc
+from synchestra.interfaces.http.errors import HttpProblem
 from synchestra.interfaces.http.schemas import (
     TARGET_PAGE,
     RecordPage,
@@ -48,7 +53,7 @@ def _instant(text: str | None) -> datetime | None:
     except (InputError, OverflowError) as error:
         message = str(error) if isinstance(error, InputError) else f"out of range: {text!r}"
         detail = [{"field": "changed_since", "message": message}]
-        raise ApiError(422, "invalid request: changed_since", detail) from None
+        raise HttpProblem(422, "invalid request: changed_since", detail) from None
 
 
 def target_page(found: Sequence[Target], limit: int) -> Response:
@@ -66,111 +71,124 @@ def target_page(found: Sequence[Target], limit: int) -> Response:
     return Response(TARGET_PAGE.dump_json(document, warnings="error"), media_type=JSON)
 
 
-def targets_router(orc: Orchestrator) -> APIRouter:
-    router = APIRouter(tags=["targets"])
+router = APIRouter(tags=["targets"])
 
-    async def records_page(
-        kind: str,
-        target: str | None,
-        limit: int,
-        cursor: str | None,
-        changed_since: str | None,
-        include_deleted: bool,
-    ) -> dict[str, Any]:
-        query = RecordQuery(
-            kind=kind,
-            target=target,
-            changed_since=_instant(changed_since),
-            include_deleted=include_deleted,
-            limit=limit,
-            cursor=cursor,
-        )
-        rows, next_cursor = await orc.store.list_records(query)
-        listed = [views.record_dict(row) for row in rows]
-        since = query.changed_since
-        if since is not None:  # what each record was at that instant (None: not there yet)
-            versions = await orc.store.versions_at([row.id for row in rows], since)
-            for record, row in zip(listed, rows, strict=True):
-                unchanged_data = row.data if row.first_seen <= since else None  # only deleted
-                record["previous"] = versions.get(row.id, unchanged_data)
-        return {"records": listed, "next_cursor": next_cursor}
 
-    @router.get(
-        "/api/targets", response_model=TargetPage, responses=error_codes(422), summary="targets"
+async def records_page(orc: Orc, query: RecordQuery) -> dict[str, Any]:
+    """A page of records; with ``changed_since``, each with its ``previous`` data."""
+    rows, next_cursor = await orc.store.list_records(query)
+    listed = [record_document(row) for row in rows]
+    since = query.changed_since
+    if since is not None:  # what each record was at that instant (None: not there yet)
+        versions = await orc.store.versions_at([row.id for row in rows], since)
+        for record, row in zip(listed, rows, strict=True):
+            unchanged_data = row.data if row.first_seen <= since else None  # only deleted
+            record["previous"] = versions.get(row.id, unchanged_data)
+    return {"records": listed, "next_cursor": next_cursor}
+
+
+def _query(
+    kind: str,
+    target: str | None,
+    limit: int,
+    cursor: str | None,
+    changed_since: str | None,
+    include_deleted: bool,
+) -> RecordQuery:
+    return RecordQuery(
+        kind=kind,
+        target=target,
+        changed_since=_instant(changed_since),
+        include_deleted=include_deleted,
+        limit=limit,
+        cursor=cursor,
     )
-    async def list_targets(limit: Limit = 100, cursor: Cursor = None) -> Response:
-        return target_page(await orc.store.list_targets(limit=limit + 1, after=cursor), limit)
 
-    @router.post(
-        "/api/targets",
-        status_code=201,
-        response_model=TargetOut,
-        responses=error_codes(422),
-        summary="add (or replace) a target",
-    )
-    async def add_target(body: TargetCreate) -> dict[str, Any]:
-        target = Target(validate_target_key(body.key), body.name, dict(body.attrs))
-        await orc.add_targets([target])
-        return views.target_dict(target)
 
-    @router.get(
-        "/api/targets/{key:path}/records/{kind}",
-        response_model=RecordPage,
-        response_model_exclude_unset=True,  # `previous` only with changed_since
-        responses=error_codes(404, 422),
-        summary="the synced records of a kind for one target",
-    )
-    async def target_records(
-        key: str,
-        kind: str,
-        limit: Limit = 100,
-        cursor: Cursor = None,
-        changed_since: ChangedSince = None,
-        include_deleted: IncludeDeleted = False,
-    ) -> dict[str, Any]:
-        if await orc.store.get_target(key) is None:
-            raise ApiError(404, str(UnknownTarget(key)))
-        return await records_page(kind, key, limit, cursor, changed_since, include_deleted)
+@router.get(
+    "/api/targets", response_model=TargetPage, responses=error_codes(422), summary="targets"
+)
+async def list_targets(orc: Orc, limit: Limit = 100, cursor: Cursor = None) -> Response:
+    return target_page(await orc.store.list_targets(limit=limit + 1, after=cursor), limit)
 
-    @router.get(
-        "/api/records/{kind}",
-        response_model=RecordPage,
-        response_model_exclude_unset=True,  # `previous` only with changed_since
-        responses=error_codes(422),
-        summary="the synced records of a kind, across targets",
-    )
-    async def all_records(
-        kind: str,
-        target: Annotated[str | None, Query(description="only this target's records")] = None,
-        limit: Limit = 100,
-        cursor: Cursor = None,
-        changed_since: ChangedSince = None,
-        include_deleted: IncludeDeleted = False,
-    ) -> dict[str, Any]:
-        return await records_page(kind, target, limit, cursor, changed_since, include_deleted)
 
-    @router.get(
-        "/api/targets/{key:path}",
-        response_model=TargetStatus,
-        responses=error_codes(404),
-        summary="one target with its sync status",
-    )
-    async def get_target(key: str) -> dict[str, Any]:
-        try:
-            return await views.target_status(orc.store, orc.sources, key)
-        except UnknownTarget as error:
-            raise ApiError(404, str(error)) from None
+@router.post(
+    "/api/targets",
+    status_code=201,
+    response_model=TargetOut,
+    responses=error_codes(422),
+    summary="add (or replace) a target",
+)
+async def add_target(orc: Orc, body: TargetCreate) -> dict[str, Any]:
+    target = Target(validate_target_key(body.key), body.name, dict(body.attrs))
+    await orc.add_targets([target])
+    return target_document(target)
 
-    @router.delete(
-        "/api/targets/{key:path}",
-        status_code=204,
-        response_class=Response,
-        responses=error_codes(404),
-        summary="remove a target",
-    )
-    async def remove_target(key: str) -> Response:
-        if not await orc.store.remove_target(key, orc.clock.now()):
-            raise ApiError(404, str(UnknownTarget(key)))
-        return Response(status_code=204)
 
-    return router
+@router.get(
+    "/api/targets/{key:path}/records/{kind}",
+    response_model=RecordPage,
+    response_model_exclude_unset=True,  # `previous` only with changed_since
+    responses=error_codes(404, 422),
+    summary="the synced records of a kind for one target",
+)
+async def target_records(
+    orc: Orc,
+    key: str,
+    kind: str,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    changed_since: ChangedSince = None,
+    include_deleted: IncludeDeleted = False,
+) -> dict[str, Any]:
+    if await orc.store.get_target(key) is None:
+        raise HttpProblem(404, str(UnknownTarget(key)))
+    query = _query(kind, key, limit, cursor, changed_since, include_deleted)
+    return await records_page(orc, query)
+
+
+@router.get(
+    "/api/records/{kind}",
+    response_model=RecordPage,
+    response_model_exclude_unset=True,  # `previous` only with changed_since
+    responses=error_codes(422),
+    summary="the synced records of a kind, across targets",
+)
+async def all_records(
+    orc: Orc,
+    kind: str,
+    target: Annotated[str | None, Query(description="only this target's records")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    changed_since: ChangedSince = None,
+    include_deleted: IncludeDeleted = False,
+) -> dict[str, Any]:
+    query = _query(kind, target, limit, cursor, changed_since, include_deleted)
+    return await records_page(orc, query)
+
+
+@router.get(
+    "/api/targets/{key:path}",
+    response_model=TargetStatus,
+    responses=error_codes(404),
+    summary="one target with its sync status",
+)
+async def get_target(orc: Orc, key: str) -> dict[str, Any]:
+    try:
+        status = await views.target_status(orc.store, orc.sources, key)
+    except UnknownTarget as error:
+        raise HttpProblem(404, str(error)) from None
+    return target_status_document(status)
+
+
+@router.delete(
+    "/api/targets/{key:path}",
+    status_code=204,
+    response_class=Response,
+    responses=error_codes(404),
+    summary="remove a target",
+)
+async def remove_target(orc: Orc, key: str) -> Response:
+    if not await orc.store.remove_target(key, orc.clock.now()):
+        raise HttpProblem(404, str(UnknownTarget(key)))
+    return Response(status_code=204)

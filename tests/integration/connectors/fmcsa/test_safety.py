@@ -14,7 +14,11 @@ from engine_helpers import within
 from fmcsa_helpers import CONNECTORS, SECRETS, WEBKEY, FakeFmcsa, opened, records, sample
 from synchestra.core.models import RunState, Target
 from synchestra.engine import status as views
-from synchestra.engine.summary import run_dict
+from synchestra.interfaces.documents import (
+    run_document,
+    sync_status_document,
+    target_status_document,
+)
 
 HOSTILE = ["1' OR '1'='1", "../", "dot:../1", "dot:123456789", "123456789", "dot:12a", "mc:1234"]
 
@@ -95,10 +99,12 @@ async def test_credentials_appear_in_no_log_error_run_status_event_or_record(
                 seen.append(event.to_dict())
         stored_runs = await orc.store.get_runs([run.id for run in summary.runs])
         statuses = [
-            await views.target_status(orc.store, orc.sources, key)
+            target_status_document(await views.target_status(orc.store, orc.sources, key))
             for key in ("dot:125550", "dot:44110")
         ]
-        overall = await views.sync_status(orc.store, orc.sources, orc.clock.now())
+        overall = sync_status_document(
+            await views.sync_status(orc.store, orc.sources, orc.clock.now())
+        )
         stored = {kind: await records(orc, kind) for kind in ("carrier", "basic", "violation")}
 
     errors = {(run.source, run.target): run.error for run in summary.runs}
@@ -113,7 +119,7 @@ async def test_credentials_appear_in_no_log_error_run_status_event_or_record(
     texts = {
         "logs": caplog.text,
         "summary": json.dumps(summary.as_dict()),
-        "runs": json.dumps([run_dict(run) for run in stored_runs]),
+        "runs": json.dumps([run_document(run) for run in stored_runs]),
         "status": json.dumps([statuses, overall]),
         "events": json.dumps(seen, default=str),
         "records": json.dumps(stored),
