@@ -25,10 +25,10 @@ from synchestra.core.clock import FakeClock
 from synchestra.core.errors import NotConfigured, RetryableError
 from synchestra.core.events import Event, Subscription, iso
 from synchestra.core.models import Mode, Run, RunState, Target
+from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.retry import RetryPolicy
-from synchestra.store import RecordQuery
 
 TARGETS = [
     Target("dot:1", "Alpha Freight"),

@@ -38,10 +38,10 @@ from synchestra.connectors.collection import parse_instant
 from synchestra.core.clock import FakeClock
 from synchestra.core.events import Event, Subscription
 from synchestra.core.models import Run, RunState
+from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config
 from synchestra.simulator import Simulator, SimulatorConfig, run_simulator
-from synchestra.store import RecordQuery
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "erp.toml"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -20,6 +20,7 @@ from engine_helpers import within
 from synchestra.config import parse_config
 from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.models import Target
+from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.summary import SyncSummary
 from synchestra.simulator import (
@@ -32,7 +33,6 @@ from synchestra.simulator import (
     TargetFault,
     run_simulator,
 )
-from synchestra.store import RecordQuery
 
 CARRIERS = 6
 FIRST_DOT = 1_000_001

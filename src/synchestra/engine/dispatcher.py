@@ -24,14 +24,17 @@ from typing import Any
 
 from synchestra.config import Config
 from synchestra.connectors.context import SourceLogger, SyncContext
+from synchestra.core.claims import Claimed, ClaimLimits, Turn
 from synchestra.core.clock import Clock
 from synchestra.core.errors import NotConfigured
 from synchestra.core.events import EventBus, iso
 from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunState
+from synchestra.core.records import ChangeCounts
+from synchestra.core.status import PairStatus
 from synchestra.engine import attempt, firing, health
 from synchestra.engine.eta import CostBook
 from synchestra.engine.sources import SourceSpec
-from synchestra.store import ChangeCounts, Claimed, ClaimLimits, PairStatus, Store, Turn
+from synchestra.store.abc import DataStore
 from synchestra.upstream.apis import Apis
 from synchestra.upstream.client import CURRENT_TALLY, RequestTally
 
@@ -73,7 +76,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        store: Store,
+        store: DataStore,
         sources: Mapping[str, SourceSpec],
         config: Config,
         clock: Clock,

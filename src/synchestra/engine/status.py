@@ -12,13 +12,14 @@ from typing import Any
 from synchestra.core.errors import UnknownTarget
 from synchestra.core.events import iso
 from synchestra.core.models import RunState, Target
+from synchestra.core.records import Record
 from synchestra.engine.health import aggregate, judge, source_state
 from synchestra.engine.sources import SourceSpec
-from synchestra.store import Store
+from synchestra.store.abc import DataStore
 
 
 async def sync_status(
-    store: Store, sources: Mapping[str, SourceSpec], now: datetime
+    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime
 ) -> dict[str, Any]:
     """``{"sources": [...], "health": {...}}`` as ``GET /api/sync/status`` answers."""
     rows = await store.source_rows()
@@ -42,13 +43,15 @@ async def sync_status(
     return {"sources": listing, "health": aggregate(verdicts)}
 
 
-async def health(store: Store, sources: Mapping[str, SourceSpec], now: datetime) -> dict[str, Any]:
+async def health(
+    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime
+) -> dict[str, Any]:
     rows = await store.source_rows()
     return aggregate({name: judge(sources[name], rows.get(name), now) for name in sources})
 
 
 async def target_status(
-    store: Store, sources: Mapping[str, SourceSpec], key: str
+    store: DataStore, sources: Mapping[str, SourceSpec], key: str
 ) -> dict[str, Any]:
     """The sync status of one target, as ``status --target KEY --json`` prints it."""
     target = await store.get_target(key)
@@ -86,16 +89,16 @@ def target_dict(target: Target) -> dict[str, Any]:
     return {"key": target.key, "name": target.name, "attrs": dict(target.attrs)}
 
 
-def record_dict(row: Any) -> dict[str, Any]:
+def record_dict(record: Record) -> dict[str, Any]:
     """A record as the contract shapes it."""
     return {
-        "kind": row.kind,
-        "key": row.key,
-        "target": row.target or None,
-        "source": row.source,
-        "data": row.data,
-        "first_seen": iso(row.first_seen),
-        "last_seen": iso(row.last_seen),
-        "changed_at": iso(row.changed_at),
-        "deleted_at": iso(row.deleted_at),
+        "kind": record.kind,
+        "key": record.key,
+        "target": record.target,
+        "source": record.source,
+        "data": record.data,
+        "first_seen": iso(record.first_seen),
+        "last_seen": iso(record.last_seen),
+        "changed_at": iso(record.changed_at),
+        "deleted_at": iso(record.deleted_at),
     }

@@ -34,11 +34,11 @@ from synchestra.core.models import (
     parse_mode,
     validate_target_key,
 )
+from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.summary import SyncSummary, run_dict
 from synchestra.interfaces.cli.display import eta_line, print_sources, print_target, state_markup
-from synchestra.store import RecordQuery
 
 app = typer.Typer(
     name="synchestra",

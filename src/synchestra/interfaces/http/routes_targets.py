@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from synchestra.core.errors import InputError, UnknownTarget
 from synchestra.core.models import Target, parse_instant, validate_target_key
+from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http.errors import ApiError
@@ -22,7 +23,6 @@ from synchestra.interfaces.http.schemas import (
     TargetStatus,
 )
 from synchestra.interfaces.http.schemas import errors as error_codes
-from synchestra.store import RecordQuery
 
 MAX_LIMIT = 10_000
 

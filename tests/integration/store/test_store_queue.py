@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from synchestra.core.claims import ClaimLimits, Turn
 from synchestra.core.clock import FakeClock
 from synchestra.core.errors import InputError
 from synchestra.core.models import Mode, Outcome, Run, RunRequest, RunState, Target
-from synchestra.store import ClaimLimits, RecordQuery, RecordScope, Store, Turn
+from synchestra.core.records import RecordQuery, RecordScope
+from synchestra.store import Store
 
 LEASE = timedelta(minutes=5)
 OWNER = "worker-1"
@@ -937,7 +940,7 @@ def rows(*items: tuple[str, int]) -> list[tuple[str, dict[str, Any]]]:
 async def record_map(store: Store, query: RecordQuery) -> dict[str, dict[str, Any]]:
     found, cursor = await store.list_records(query)
     assert cursor is None
-    return {row.key: dict(row._mapping) for row in found}
+    return {row.key: dataclasses.asdict(row) for row in found}
 
 
 async def test_upsert_counts_created_updated_unchanged(store: Store, clock: FakeClock) -> None:
@@ -1071,7 +1074,7 @@ async def test_list_records_pages_with_a_cursor(store: Store, clock: FakeClock) 
             scope(1, target=target), rows(*((f"k{i:02}", i) for i in range(13))), now
         )
     for limit in (1, 5, 7, 13, 26, 100):
-        seen: list[tuple[str, str]] = []
+        seen: list[tuple[str | None, str]] = []
         cursor: str | None = None
         pages = 0
         while True:
