@@ -218,8 +218,11 @@ class DataStore(RecordStore):
 
     @abstractmethod
     async def put_targets(self, items: Sequence[Target], now: datetime) -> None:
-        """Add targets, or update the name and attrs of existing ones (``InputError``: text
-        the databases cannot store)."""
+        """Add targets, or update the name and attrs of existing ones.
+
+        ``InputError`` for a key, name or attr the databases cannot store, or attrs
+        that do not map text to text.
+        """
 
     @abstractmethod
     async def get_target(self, key: str) -> Target | None:

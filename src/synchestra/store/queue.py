@@ -1,4 +1,7 @@
-"""The run queue in the database: enqueue with deduplication, the claim, completion.
+"""The run queue in the database: enqueue with deduplication, the claim, leaving and leases.
+
+These are the statements that change a run's state; :mod:`.completion` decides which
+an ending attempt needs, :mod:`.runs` reads runs.
 
 The claim is the heart of the engine. One transaction, serialised across
 processes (SQLite's writer lock, PostgreSQL's advisory lock), picks the runs
