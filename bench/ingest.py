@@ -43,7 +43,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
-from synchestra.store import RecordScope, Store
+from synchestra.core.records import RecordScope
+from synchestra.store import Store
 from synchestra.store.records import content_hash
 from synchestra.store.schema import records
 

@@ -23,9 +23,9 @@ from synchestra.config import Config, parse_config
 from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Run, Target
+from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config
-from synchestra.store import RecordQuery
 
 SAMPLES = SHARED / "fmcsa-samples"
 BASE_URL = "http://127.0.0.1:9"

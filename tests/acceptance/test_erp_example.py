@@ -39,10 +39,10 @@ from synchestra.core.bus import Subscription
 from synchestra.core.clock import FakeClock
 from synchestra.core.events import Event
 from synchestra.core.models import Run, RunState
+from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config
 from synchestra.simulator import Simulator, SimulatorConfig, run_simulator
-from synchestra.store import RecordQuery
 
 EXAMPLE = EXAMPLES / "erp.toml"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

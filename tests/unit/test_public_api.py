@@ -8,6 +8,7 @@ from pathlib import Path
 import synchestra
 from paths import REPO
 from synchestra import Orchestrator, SyncContext
+from synchestra.core.records import RecordQuery
 
 README = REPO / "README.md"
 
@@ -31,6 +32,6 @@ async def test_readme_example_runs(tmp_path: Path) -> None:
     async with orc:
         summary = await orc.sync()
         assert (summary.total, summary.succeeded) == (1, 1)
-        rows, _ = await orc.store.list_records(synchestra.store.RecordQuery("order"))
+        rows, _ = await orc.store.list_records(RecordQuery("order"))
         assert [row.data for row in rows] == [{"id": 1, "total": 10}]
     assert SyncContext is namespace["SyncContext"]

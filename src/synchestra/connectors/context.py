@@ -13,8 +13,9 @@ import httpx
 from synchestra.core.clock import Clock
 from synchestra.core.errors import InputError, NotConfigured
 from synchestra.core.models import NO_TARGET, Mode, Run, Target
+from synchestra.core.records import ChangeCounts, Record, RecordScope
 from synchestra.core.redact import Redactor
-from synchestra.store import ChangeCounts, RecordScope, Store
+from synchestra.store.abc import RecordStore
 from synchestra.upstream.client import get_json
 
 KeySpec = str | Iterable[str] | Callable[[Mapping[str, Any]], str]
@@ -56,7 +57,7 @@ class SyncContext:
         target: Target | None,
         mode: Mode,
         params: Mapping[str, Any],
-        store: Store,
+        store: RecordStore,
         clock: Clock,
         watermark: Any,
         http_factory: Callable[[], httpx.AsyncClient] | None,
@@ -133,7 +134,7 @@ class SyncContext:
         """
         self.alerts.append(Alert(alert, message, details))
 
-    async def stored(self, kind: str, *, limit: int = 10_000) -> list[Any]:
+    async def stored(self, kind: str, *, limit: int = 10_000) -> list[Record]:
         """The live records of ``kind`` of this target as stored now (before this run's)."""
         target = self.target.key if self.target else NO_TARGET
         return await self._store.all_records(kind, target, limit=limit)

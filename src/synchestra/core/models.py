@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from synchestra.core.errors import InputError
+from synchestra.core.records import RecordScope
 
 NO_TARGET = ""
 """How the store spells "no target" (a source that is not per-target)."""
@@ -139,10 +140,10 @@ class Outcome:
     watermark: Any = None
     watermark_set: bool = False
     full_run: bool = False
-    deletes: tuple[Any, ...] = ()
-    """Record scopes (:class:`~synchestra.store.RecordScope`) whose records this
-    attempt did not see are marked deleted, in the transaction that records the
-    success: a run that fails, or ends otherwise, deletes nothing."""
+    deletes: tuple[RecordScope, ...] = ()
+    """Record scopes whose records this attempt did not see are marked deleted, in
+    the transaction that records the success: a run that fails, or ends otherwise,
+    deletes nothing."""
 
 
 @dataclass(frozen=True)

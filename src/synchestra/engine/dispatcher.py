@@ -25,6 +25,7 @@ from typing import Any
 from synchestra.config import Config
 from synchestra.connectors.context import Alert, SourceLogger, SyncContext
 from synchestra.core.bus import EventBus
+from synchestra.core.claims import Claimed, ClaimLimits, Turn
 from synchestra.core.clock import Clock
 from synchestra.core.errors import NotConfigured
 from synchestra.core.events import (
@@ -40,10 +41,12 @@ from synchestra.core.events import (
     RunStarted,
 )
 from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunState
+from synchestra.core.records import ChangeCounts
+from synchestra.core.status import PairStatus
 from synchestra.engine import attempt, firing, health
 from synchestra.engine.eta import CostBook
 from synchestra.engine.sources import SourceSpec
-from synchestra.store import ChangeCounts, Claimed, ClaimLimits, PairStatus, Store, Turn
+from synchestra.store.abc import DataStore
 from synchestra.upstream.apis import Apis
 from synchestra.upstream.client import CURRENT_TALLY, RequestTally
 
@@ -80,7 +83,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        store: Store,
+        store: DataStore,
         sources: Mapping[str, SourceSpec],
         config: Config,
         clock: Clock,

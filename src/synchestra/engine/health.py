@@ -18,8 +18,8 @@ from typing import Literal
 
 from synchestra.core.events import HealthChanged
 from synchestra.core.models import Outcome, RunState
+from synchestra.core.status import SourceRow
 from synchestra.engine.sources import SourceSpec
-from synchestra.store import SourceRow
 
 UNHEALTHY_AFTER = 3
 

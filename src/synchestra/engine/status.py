@@ -12,10 +12,11 @@ from datetime import datetime
 
 from synchestra.core.errors import UnknownTarget
 from synchestra.core.models import RunState
+from synchestra.core.status import SourceRow
 from synchestra.engine.eta import QueueEta
 from synchestra.engine.health import HealthReport, aggregate, judge, source_state
 from synchestra.engine.sources import SourceSpec
-from synchestra.store import SourceRow, Store
+from synchestra.store.abc import DataStore
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def source_status(name: str, row: SourceRow | None) -> SourceStatus:
     )
 
 
-async def sync_status(store: Store, sources: Mapping[str, SourceSpec], now: datetime) -> SyncStatus:
+async def sync_status(
+    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime
+) -> SyncStatus:
     """Every source's status and health (without the ETA: the orchestrator adds it)."""
     rows = await store.source_rows()
     listing = tuple(source_status(name, rows.get(name)) for name in sorted(sources))
@@ -94,12 +97,16 @@ async def sync_status(store: Store, sources: Mapping[str, SourceSpec], now: date
     return SyncStatus(listing, aggregate(verdicts))
 
 
-async def health(store: Store, sources: Mapping[str, SourceSpec], now: datetime) -> HealthReport:
+async def health(
+    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime
+) -> HealthReport:
     rows = await store.source_rows()
     return aggregate({name: judge(sources[name], rows.get(name), now) for name in sources})
 
 
-async def target_status(store: Store, sources: Mapping[str, SourceSpec], key: str) -> TargetStatus:
+async def target_status(
+    store: DataStore, sources: Mapping[str, SourceSpec], key: str
+) -> TargetStatus:
     """The sync status of one target; :class:`UnknownTarget` when there is none."""
     target = await store.get_target(key)
     if target is None:

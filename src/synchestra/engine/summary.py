@@ -13,7 +13,7 @@ from typing import Any
 
 from synchestra.core.documents import run_document
 from synchestra.core.models import Run, RunState
-from synchestra.store import Store
+from synchestra.store.abc import DataStore
 
 _NOT_FAILED = (RunState.SUCCEEDED, RunState.SKIPPED)
 
@@ -43,7 +43,7 @@ class SyncSummary:
         }
 
 
-async def summarize(runs: Sequence[Run], store: Store) -> SyncSummary:
+async def summarize(runs: Sequence[Run], store: DataStore) -> SyncSummary:
     units: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         unit = ("target", run.target) if run.target is not None else ("source", run.source)
@@ -62,7 +62,7 @@ async def summarize(runs: Sequence[Run], store: Store) -> SyncSummary:
     return SyncSummary(len(units), succeeded, failed, skipped, errors, list(runs))
 
 
-async def _unit_errors(kind: str, key: str, bad: list[Run], store: Store) -> dict[str, Any]:
+async def _unit_errors(kind: str, key: str, bad: list[Run], store: DataStore) -> dict[str, Any]:
     if kind == "target":
         target = await store.get_target(key)
         name = target.name if target else ""

@@ -35,8 +35,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from synchestra.core.models import Run, RunState
+from synchestra.core.status import SourceRow
 from synchestra.engine.orchestrator import Orchestrator
-from synchestra.store import SourceRow
 
 FINISHED: Final = frozenset({"run.succeeded", "run.failed", "run.skipped", "run.cancelled"})
 """The events after which a run's duration is known."""

@@ -8,27 +8,16 @@ timeline reads the runs started in a window (``ix_runs_started``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.core.models import Run, Target
-from synchestra.store.queue import run_from_row
+from synchestra.core.status import GridPage
+from synchestra.store.runs import run_from_row
 from synchestra.store.schema import ONLY_ACTIVE, pair_status, runs, targets
-from synchestra.store.status import PairStatus, pair_from_row
-
-
-@dataclass(frozen=True)
-class GridPage:
-    """One page of targets with what the grid colours its cells by."""
-
-    total: int
-    """How many targets match the search (on every page)."""
-    targets: list[Target]
-    pairs: list[PairStatus]
-    active: list[Run]
+from synchestra.store.status import pair_from_row
 
 
 def _matching(search: str) -> ColumnElement[bool] | None:

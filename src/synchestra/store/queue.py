@@ -1,4 +1,7 @@
-"""The run queue in the database: enqueue with deduplication, the claim, completion.
+"""The run queue in the database: enqueue with deduplication, the claim, leaving and leases.
+
+These are the statements that change a run's state; :mod:`.completion` decides which
+an ending attempt needs, :mod:`.runs` reads runs.
 
 The claim is the heart of the engine. One transaction, serialised across
 processes (SQLite's writer lock, PostgreSQL's advisory lock), picks the runs
@@ -17,61 +20,27 @@ that may start now, best first:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from synchestra.core.claims import ClaimLimits
 from synchestra.core.models import NO_TARGET, Enqueued, Mode, Outcome, Run, RunRequest, RunState
 from synchestra.store.dialect import insert_for
+from synchestra.store.runs import run_from_row
 from synchestra.store.schema import ONLY_QUEUED, runs
 
 _PAGE = 200
 _CHUNK = 500
 
 
-@dataclass(frozen=True)
-class ClaimLimits:
-    """What bounds a claim besides the queue itself."""
-
-    group_max: Mapping[str, int] = field(default_factory=dict)
-    """``max_running`` per group; a group not listed allows 1."""
-    api_cap: Mapping[str, int] = field(default_factory=dict)
-    """Concurrency cap per API; an API not listed is unbounded."""
-    saturated_apis: frozenset[str] = frozenset()
-    """APIs with no rate room right now: their runs wait."""
-
-    def group_limit(self, group: str) -> int:
-        return self.group_max.get(group, 1)
-
-
 def rank_for(priority: int, queued_at: datetime, aging: timedelta) -> int:
     aging_ms = max(int(aging.total_seconds() * 1000), 1)
     return priority * aging_ms - int(queued_at.timestamp() * 1000)
-
-
-def run_from_row(row: Row[Any]) -> Run:
-    return Run(
-        id=row.id,
-        source=row.source,
-        target=row.target or None,
-        mode=Mode(row.mode),
-        priority=row.priority,
-        state=RunState(row.state),
-        attempts=row.attempts,
-        group=row.group_name,
-        api=row.api,
-        trigger=row.trigger,
-        queued_at=row.queued_at,
-        not_before=row.not_before,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        error=row.error,
-        result=row.result or {},
-    )
 
 
 # --- enqueue ---------------------------------------------------------------
@@ -456,12 +425,29 @@ async def finish_many(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> Non
     )
 
 
-async def fetch_runs(conn: AsyncConnection, ids: Iterable[int]) -> list[Run]:
-    id_list = list(ids)
-    found: dict[int, Run] = {}
-    for start in range(0, len(id_list), _CHUNK):
-        rows = await conn.execute(
-            select(runs).where(runs.c.id.in_(id_list[start : start + _CHUNK]))
-        )
-        found.update({row.id: run_from_row(row) for row in rows})
-    return [found[i] for i in id_list if i in found]
+# --- leases and cancellation -------------------------------------------------
+
+
+async def request_cancel(conn: AsyncConnection, run_id: int) -> None:
+    """Flag a running run: its worker sees the flag at its next lease renewal and stops."""
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(cancel_requested=True))
+
+
+async def renew_leases(conn: AsyncConnection, owner: str, until: datetime) -> list[int]:
+    """Extend the leases of ``owner``'s running runs; return those asked to cancel."""
+    mine = (runs.c.owner == owner, runs.c.state == RunState.RUNNING.value)
+    await conn.execute(update(runs).where(*mine).values(lease_until=until))
+    rows = await conn.execute(select(runs.c.id).where(*mine, runs.c.cancel_requested.is_(True)))
+    return [row.id for row in rows]
+
+
+async def orphans(
+    conn: AsyncConnection, now: datetime, owner_is_dead: Callable[[str], bool]
+) -> list[Run]:
+    """The running runs whose lease lapsed or whose owner is known dead."""
+    rows = await conn.execute(select(runs).where(runs.c.state == RunState.RUNNING.value))
+    return [
+        run_from_row(row)
+        for row in rows
+        if (row.lease_until is not None and row.lease_until < now) or owner_is_dead(row.owner or "")
+    ]

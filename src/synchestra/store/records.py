@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.core.errors import InputError
 from synchestra.core.models import NO_TARGET
+from synchestra.core.records import (
+    MAX_CHANGED_KEYS,
+    Change,
+    ChangeCounts,
+    Record,
+    RecordQuery,
+    RecordScope,
+)
 from synchestra.store import versions
 from synchestra.store.schema import records
 from synchestra.store.targets import storable
@@ -27,62 +34,11 @@ ANALYZE_AFTER = 20_000
 Without them (a first big load), it plans the lookup of stored hashes as a scan of
 the whole scope with ``key`` as a filter, which makes a large load quadratic;
 ``ANALYZE`` inside the transaction counts its own new rows."""
-MAX_CHANGED_KEYS = 100
-
-
-@dataclass(frozen=True)
-class Change:
-    """One record created or updated: its data before (None: created) and after."""
-
-    key: str
-    before: Mapping[str, Any] | None
-    after: Mapping[str, Any]
-
-
-@dataclass
-class ChangeCounts:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    changes: list[Change] = field(default_factory=list)
-    """Records created or updated, the first ``MAX_CHANGED_KEYS`` of them."""
-
-    @property
-    def changed_keys(self) -> list[str]:
-        return [change.key for change in self.changes]
-
-    def add(self, other: ChangeCounts) -> None:
-        self.created += other.created
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.deleted += other.deleted
-        room = MAX_CHANGED_KEYS - len(self.changes)
-        self.changes.extend(other.changes[: max(room, 0)])
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "deleted": self.deleted,
-        }
 
 
 def content_hash(data: Mapping[str, Any]) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class RecordScope:
-    """Whose records: a kind, for a target (or none), written by one attempt of one run."""
-
-    kind: str
-    target: str | None
-    source: str
-    run_id: int
-    attempt: int = 1
 
 
 async def upsert(
@@ -239,16 +195,6 @@ async def mark_missing_deleted(conn: AsyncConnection, scope: RecordScope, now: d
     return int(result.rowcount or 0)
 
 
-@dataclass(frozen=True)
-class RecordQuery:
-    kind: str
-    target: str | None = None
-    changed_since: datetime | None = None
-    include_deleted: bool = False
-    limit: int = 100
-    cursor: str | None = None
-
-
 def encode_cursor(record_id: int) -> str:
     return base64.urlsafe_b64encode(f"r{record_id}".encode()).decode().rstrip("=")
 
@@ -269,9 +215,24 @@ def decode_cursor(cursor: str) -> int:
         raise InputError(f"invalid cursor {cursor!r}: pass the next_cursor of a listing") from None
 
 
+def record_from_row(row: Row[Any]) -> Record:
+    return Record(
+        id=row.id,
+        kind=row.kind,
+        key=row.key,
+        target=row.target or None,
+        source=row.source,
+        data=row.data,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        changed_at=row.changed_at,
+        deleted_at=row.deleted_at,
+    )
+
+
 async def list_records(
     conn: AsyncConnection, query: RecordQuery
-) -> tuple[list[Row[Any]], str | None]:
+) -> tuple[list[Record], str | None]:
     """One page of records in id order, and the cursor of the next page (or None)."""
     if query.limit < 1:
         raise InputError(f"invalid limit {query.limit}: must be at least 1")
@@ -294,5 +255,5 @@ async def list_records(
         statement = statement.where(records.c.id > after_id)
     rows = list(await conn.execute(statement.order_by(records.c.id).limit(query.limit + 1)))
     more = len(rows) > query.limit
-    page = rows[: query.limit]
+    page = [record_from_row(row) for row in rows[: query.limit]]
     return page, encode_cursor(page[-1].id) if more and page else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.core.models import NO_TARGET, Outcome, RunState
+from synchestra.core.status import PairStatus, SourceRow
 from synchestra.store.dialect import insert_for
 from synchestra.store.schema import pair_status, runs, source_state
 
@@ -101,19 +101,6 @@ def _source_changes(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
     return changes
 
 
-@dataclass(frozen=True)
-class PairStatus:
-    source: str
-    target: str | None
-    state: str
-    last_attempt: datetime | None
-    last_success: datetime | None
-    last_full_run: datetime | None
-    error: str | None
-    error_at: datetime | None
-    watermark: Any
-
-
 def pair_from_row(row: Row[Any]) -> PairStatus:
     return PairStatus(
         source=row.source,
@@ -161,22 +148,6 @@ async def pairs_for(
     )
     found = {(p.source, p.target): p for p in map(pair_from_row, rows)}
     return {key: found[key] for key in wanted if key in found}
-
-
-@dataclass(frozen=True)
-class SourceRow:
-    source: str
-    next_fire_at: datetime | None
-    last_started: datetime | None
-    last_finished: datetime | None
-    last_success: datetime | None
-    last_state: str | None
-    last_error: str | None
-    consecutive_failures: int
-    created_at: datetime
-    queued: int = 0
-    running: int = 0
-    failing_targets: int = 0
 
 
 async def source_rows(conn: AsyncConnection) -> dict[str, SourceRow]:

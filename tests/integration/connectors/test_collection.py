@@ -31,10 +31,10 @@ from synchestra.core.clock import FakeClock
 from synchestra.core.errors import ConfigError
 from synchestra.core.events import Event
 from synchestra.core.models import Mode, Run, RunState, Target
+from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config
 from synchestra.simulator import ErpSizes, SimulatorConfig, run_simulator
-from synchestra.store import RecordQuery
 
 # customers: empty; products: one page of 10; prices: exactly two full pages; orders: three
 SIZES = ErpSizes(customers=0, products=7, prices=20, orders=25)

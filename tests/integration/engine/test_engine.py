@@ -26,11 +26,11 @@ from synchestra.core.clock import FakeClock
 from synchestra.core.errors import NotConfigured, RetryableError
 from synchestra.core.events import Event, iso
 from synchestra.core.models import Mode, Run, RunState, Target
+from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.retry import RetryPolicy
 from synchestra.interfaces.documents import sync_status_document, target_status_document
-from synchestra.store import RecordQuery
 
 TARGETS = [
     Target("dot:1", "Alpha Freight"),

@@ -19,11 +19,11 @@ from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
 from synchestra.core.events import AlertRaised, RecordsChanged, RunProgress, RunRef
 from synchestra.core.models import Target
+from synchestra.core.records import RecordScope
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.dashboard.routes import relative
 from synchestra.interfaces.dashboard.session import COOKIE
 from synchestra.interfaces.http import create_app
-from synchestra.store import RecordScope
 
 TOKEN = "dashboard-s3cret"
 ACT = {"X-Synchestra": "1"}

@@ -9,7 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
-from synchestra.store import RecordScope, Store
+from synchestra.core.records import RecordScope
+from synchestra.store import Store
 from synchestra.store.records import ANALYZE_AFTER
 from synchestra.store.schema import metadata
 

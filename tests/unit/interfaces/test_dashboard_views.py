@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synchestra.core.models import Mode, Run, RunState
+from synchestra.core.records import Record
 from synchestra.interfaces.dashboard import carrier, timeline
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -102,15 +102,14 @@ def test_build_places_runs_in_lanes_on_the_time_axis() -> None:
     assert [tick.label for tick in by_api.ticks] == ["11:56", "11:57", "11:58", "11:59", "12:00"]
 
 
-@dataclass
-class Record:
-    data: dict[str, Any]
-    first_seen: datetime
+def stored(data: dict[str, Any], first_seen: datetime) -> Record:
+    """A stored record with this data, first seen then (what the charts read)."""
+    return Record(0, "basic", "k", None, "s", data, first_seen, first_seen, first_seen)
 
 
 def test_basic_charts_follow_each_basic_over_time() -> None:
     records = [
-        Record(
+        stored(
             {
                 "basicsShortDesc": "HOS",
                 "basicsPercentile_num": p,
@@ -120,7 +119,7 @@ def test_basic_charts_follow_each_basic_over_time() -> None:
         )
         for d, p in ((60, 80.0), (0, 20.0), (30, 50.0))
     ]
-    records.append(Record({"basicsShortDesc": "Drugs", "basicsPercentile_num": None}, NOW))
+    records.append(stored({"basicsShortDesc": "Drugs", "basicsPercentile_num": None}, NOW))
     charts = {chart.name: chart for chart in carrier.basic_charts(records)}
     hos = charts["HOS"]
     assert [point.percentile for point in hos.points] == [20.0, 50.0, 80.0]  # by time
@@ -138,9 +137,9 @@ def test_basic_charts_follow_each_basic_over_time() -> None:
 
 def test_latest_violations_newest_first_with_out_of_service_flag() -> None:
     rows = [
-        Record({"insp_date_iso": "2025-03-01", "viol_code": "A", "oos_indicator": "true"}, NOW),
-        Record({"insp_date_iso": "2025-05-01", "viol_code": "B", "oos_indicator_bool": False}, NOW),
-        Record({"insp_date": "01-JAN-25", "viol_code": "C"}, NOW),
+        stored({"insp_date_iso": "2025-03-01", "viol_code": "A", "oos_indicator": "true"}, NOW),
+        stored({"insp_date_iso": "2025-05-01", "viol_code": "B", "oos_indicator_bool": False}, NOW),
+        stored({"insp_date": "01-JAN-25", "viol_code": "C"}, NOW),
     ]
     found = carrier.latest_violations(rows, limit=2)
     assert [v.code for v in found] == ["B", "A"]

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from synchestra.connectors.context import Alert, SyncContext
-from synchestra.store.records import Change
+from synchestra.core.records import Change, Record
 
 MAX_VIOLATION_ALERTS = 20
 """New violations alerted one by one per run; more become one summary alert."""
@@ -106,9 +106,9 @@ def basic_alerts(
     return alerts
 
 
-def latest_states(rows: Iterable[Any]) -> dict[str, Mapping[str, Any]]:
+def latest_states(rows: Iterable[Record]) -> dict[str, Mapping[str, Any]]:
     """The newest stored state of each BASIC (by ``last_seen``), keyed by ``basicsId``."""
-    latest: dict[str, Any] = {}
+    latest: dict[str, Record] = {}
     for row in rows:
         basic = str(row.data.get("basicsId"))
         if basic not in latest or row.last_seen > latest[basic].last_seen:

@@ -34,6 +34,7 @@ from synchestra.core.models import (
     parse_mode,
     validate_target_key,
 )
+from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.summary import SyncSummary
@@ -46,7 +47,6 @@ from synchestra.interfaces.documents import (
     target_document,
     target_status_document,
 )
-from synchestra.store import RecordQuery
 
 app = typer.Typer(
     name="synchestra",

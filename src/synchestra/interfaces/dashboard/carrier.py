@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from synchestra.core.records import Record
+
 CHART_WIDTH = 240.0
 CHART_HEIGHT = 90.0
 PAD = 6.0
@@ -53,16 +55,16 @@ def _y(percentile: float) -> float:
     return PAD + (100.0 - percentile) / 100.0 * (CHART_HEIGHT - 2 * PAD)
 
 
-def basic_charts(records: Iterable[Any]) -> list[BasicChart]:
-    """A chart per BASIC from ``basic`` records (rows with ``data`` and ``first_seen``)."""
-    by_basic: dict[str, list[Any]] = {}
+def basic_charts(records: Iterable[Record]) -> list[BasicChart]:
+    """A chart per BASIC from ``basic`` records (their ``data`` and ``first_seen``)."""
+    by_basic: dict[str, list[Record]] = {}
     for record in records:
         name = str(record.data.get("basicsShortDesc") or record.data.get("basicsId") or "?")
         by_basic.setdefault(name, []).append(record)
     return [_chart(name, rows) for name, rows in sorted(by_basic.items())]
 
 
-def _chart(name: str, rows: list[Any]) -> BasicChart:
+def _chart(name: str, rows: list[Record]) -> BasicChart:
     rows = sorted(rows, key=lambda row: row.first_seen)
     observed = [
         (row.first_seen, float(row.data["basicsPercentile_num"]))
@@ -106,7 +108,7 @@ class Violation:
     severity: Any
 
 
-def latest_violations(records: Iterable[Any], limit: int = 10) -> list[Violation]:
+def latest_violations(records: Iterable[Record], limit: int = 10) -> list[Violation]:
     """The ``limit`` most recent violations, newest inspection first."""
     items = [_violation(record.data) for record in records]
     items.sort(key=lambda v: v.date or "", reverse=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from synchestra.core.events import iso
 from synchestra.core.models import Run, RunState
-from synchestra.store import GridPage, PairStatus
+from synchestra.core.status import GridPage, PairStatus
 
 PAGE_SIZE = 50
 NEVER = "never"

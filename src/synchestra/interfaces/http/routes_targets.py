@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from synchestra.core.errors import InputError, UnknownTarget
 from synchestra.core.models import Target, parse_instant, validate_target_key
+from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views
 from synchestra.interfaces.documents import (
     record_document,
@@ -27,7 +28,6 @@ from synchestra.interfaces.http.schemas import (
     TargetStatus,
 )
 from synchestra.interfaces.http.schemas import errors as error_codes
-from synchestra.store import RecordQuery
 
 MAX_LIMIT = 10_000
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from engine_helpers import within
@@ -16,10 +15,15 @@ from synchestra.connectors.fmcsa.alerts import (
     status_alerts,
     violation_alerts,
 )
+from synchestra.core.records import Change, Record
 from synchestra.simulator.basics import basics_entries
-from synchestra.store.records import Change
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def stored(data: dict[str, Any], *, last_seen: datetime) -> Record:
+    """A stored ``basic`` record with this data, last fetched at ``last_seen``."""
+    return Record(0, "basic", "k", "dot:1", "csa_scores", data, T0, last_seen, T0)
 
 
 def test_a_status_change_is_an_alert_a_new_record_is_not() -> None:
@@ -74,9 +78,9 @@ def test_basic_changes_and_threshold_crossings_both_ways() -> None:
 
 def test_latest_states_take_the_newest_record_of_each_basic() -> None:
     rows = [
-        SimpleNamespace(data=basic(11, 10.0), last_seen=T0),
-        SimpleNamespace(data=basic(11, 20.0), last_seen=T0 + timedelta(days=1)),
-        SimpleNamespace(data=basic(12, 5.0), last_seen=T0),
+        stored(basic(11, 10.0), last_seen=T0),
+        stored(basic(11, 20.0), last_seen=T0 + timedelta(days=1)),
+        stored(basic(12, 5.0), last_seen=T0),
     ]
     latest = latest_states(rows)
     assert {key: data["basicsPercentile_num"] for key, data in latest.items()} == {

@@ -16,13 +16,13 @@ import pytest
 
 from engine_helpers import within
 from fmcsa_fleet import CARRIERS, DATAHUB_FAILS, DOTS, ENVIRON, SAFERWEB_FAILS, synced_fleet
+from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.simulator import (
     DEFAULT_SAFERWEB_KEY,
     DEFAULT_WEBKEY,
     ApiConfig,
 )
-from synchestra.store import RecordQuery
 
 
 async def all_records(orc: Orchestrator, kind: str) -> list[Any]:

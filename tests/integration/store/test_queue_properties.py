@@ -27,9 +27,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from synchestra.core.claims import ClaimLimits
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunRequest, RunState
-from synchestra.store import ClaimLimits, Store
+from synchestra.store import Store
 
 T = TypeVar("T")
 

@@ -1,0 +1,151 @@
+"""How attempts leave the running state, and what a claimed run starts with.
+
+The engine hands the store its finished attempts once per loop turn; here each
+becomes a retry (back to the queue, absorbing a queued duplicate), an
+interruption (ended and queued again) or an end (the run and its statuses
+written in batches, a successful full run's deletions applied). Every function
+runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from synchestra.core.claims import Claimed, ClaimLimits, Turn
+from synchestra.core.models import Enqueued, Outcome, Run, RunRequest, RunState
+from synchestra.store import queue, records, status, targets
+from synchestra.store.runs import fetch_runs
+
+INTERRUPTED = "interrupted: the process running it stopped"
+
+
+async def complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta) -> Turn:
+    """Record how these attempts ended; the :class:`Turn` says what that did besides."""
+    turn = Turn()
+    ended: list[Outcome] = []
+    for outcome in outcomes:
+        if outcome.retry_at is not None:
+            absorbed = await queue.requeue(
+                conn,
+                outcome.run,
+                not_before=outcome.retry_at,
+                error=outcome.error,
+                now=outcome.finished_at,
+                aging=aging,
+            )
+            if absorbed is None:
+                turn.cancelled.append(outcome.run.id)
+            else:
+                turn.merged += [(run_id, outcome.run.id) for run_id in absorbed]
+        elif outcome.state is RunState.INTERRUPTED:
+            again = await interrupt(conn, outcome, aging)
+            if again is None:
+                turn.cancelled.append(outcome.run.id)
+            else:
+                turn.requeued.append(again)
+        else:
+            ended.append(outcome)
+    ended = [await _apply_deletes(conn, outcome, turn) for outcome in ended]
+    await queue.finish_many(conn, ended)
+    await status.record_outcomes(conn, ended)
+    return turn
+
+
+async def claim_with_inputs(
+    conn: AsyncConnection,
+    *,
+    now: datetime,
+    capacity: int,
+    limits: ClaimLimits,
+    owner: str,
+    lease: timedelta,
+) -> list[Claimed]:
+    """Claim up to ``capacity`` runs (the caller holds the claim lock) with their inputs.
+
+    The targets and pair statuses are read in a few statements per batch, not per run.
+    """
+    claimed = await queue.claim(
+        conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
+    )
+    if not claimed:
+        return []
+    await status.record_start(conn, {r.source for r in claimed}, now)
+    keys = {run.target for run in claimed if run.target is not None}
+    found = await targets.get_many(conn, keys)
+    pairs = await status.pairs_for(conn, [run.pair for run in claimed])
+    return [
+        Claimed(run, found.get(run.target) if run.target else None, pairs.get(run.pair))
+        for run in claimed
+    ]
+
+
+async def cancel(conn: AsyncConnection, run_id: int, now: datetime) -> Run | None:
+    """End a queued run ``cancelled``; flag a running one; None when there is no such run."""
+    found = await fetch_runs(conn, [run_id])
+    if not found:
+        return None
+    run = found[0]
+    if run.state is RunState.QUEUED:
+        await queue.finish(conn, run.id, RunState.CANCELLED, at=now, error="cancelled", result={})
+    elif run.state is RunState.RUNNING:
+        await queue.request_cancel(conn, run_id)
+    return (await fetch_runs(conn, [run_id]))[0]
+
+
+async def recover(
+    conn: AsyncConnection,
+    now: datetime,
+    owner_is_dead: Callable[[str], bool],
+    aging: timedelta,
+) -> list[tuple[Run, Enqueued | None]]:
+    """Interrupt the runs of dead owners or lapsed leases (the caller holds the claim lock)."""
+    recovered = []
+    for run in await queue.orphans(conn, now, owner_is_dead):
+        outcome = Outcome(run=run, state=RunState.INTERRUPTED, finished_at=now, error=INTERRUPTED)
+        recovered.append((run, await interrupt(conn, outcome, aging)))
+    return recovered
+
+
+async def interrupt(conn: AsyncConnection, outcome: Outcome, aging: timedelta) -> Enqueued | None:
+    """End a run as ``interrupted`` and queue the same sync again, unless it was cancelled."""
+    run = outcome.run
+    if await queue.cancel_requested(conn, run.id):
+        await _finish(conn, replace(outcome, state=RunState.CANCELLED, error="cancelled"))
+        return None
+    await _finish(conn, outcome)
+    request = RunRequest(
+        source=run.source,
+        target=run.target,
+        mode=run.mode,
+        priority=run.priority,
+        group=run.group,
+        api=run.api,
+        trigger="recovery",
+    )
+    (again,) = await queue.enqueue(conn, [request], outcome.finished_at, aging)
+    return again
+
+
+async def _apply_deletes(conn: AsyncConnection, outcome: Outcome, turn: Turn) -> Outcome:
+    """Mark deleted what a successful full attempt did not see; count it in its result."""
+    if outcome.state is not RunState.SUCCEEDED or not outcome.deletes:
+        return outcome
+    deleted = {
+        scope.kind: await records.mark_missing_deleted(conn, scope, outcome.finished_at)
+        for scope in outcome.deletes
+    }
+    result = dict(outcome.result)
+    result["deleted"] = int(result.get("deleted", 0)) + sum(deleted.values())
+    recorded = replace(outcome, result=result)
+    turn.deleted[outcome.run.id] = deleted
+    turn.recorded[outcome.run.id] = recorded
+    return recorded
+
+
+async def _finish(conn: AsyncConnection, outcome: Outcome) -> None:
+    await queue.finish_many(conn, [outcome])
+    await status.record_outcomes(conn, [outcome])
