@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synchestra.core.events import iso
+from synchestra.core.durations import iso
 from synchestra.core.models import Run
 
 

@@ -1,10 +1,11 @@
-"""Durations ("90s", "15m", "6h", "1d") and rates ("10/s", "600/min") as written in configs."""
+"""Durations ("90s", "15m", "6h", "1d") and rates ("10/s", "600/min") as configs write them;
+instants as documents write them (ISO 8601, UTC, ``Z``)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -70,3 +71,10 @@ def parse_rate(text: str) -> Rate:
             f"invalid rate {text!r}: expected requests per period, e.g. '10/s' or '600/min'"
         )
     return Rate(int(match[1]), timedelta(seconds=_RATE_PERIODS[match[2]]))
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as the contract writes timestamps."""
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")

@@ -21,17 +21,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
+from synchestra.core.durations import iso
 from synchestra.core.models import Run, RunState
 
 _SPREAD: Final = MappingProxyType({"spread": True})
 _OMIT_NONE: Final = MappingProxyType({"omit_none": True})
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, as the contract writes timestamps."""
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

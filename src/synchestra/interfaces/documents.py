@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from synchestra.core.documents import run_document
-from synchestra.core.events import iso
+from synchestra.core.durations import iso
 from synchestra.core.models import Enqueued, Target
 from synchestra.engine.eta import ApiEta, QueueEta
 from synchestra.engine.health import HealthReport, SourceHealth

@@ -23,8 +23,9 @@ from synchestra.config import Config
 from synchestra.connectors.context import SyncContext
 from synchestra.core.bus import Subscription
 from synchestra.core.clock import FakeClock
+from synchestra.core.durations import iso
 from synchestra.core.errors import NotConfigured, RetryableError
-from synchestra.core.events import Event, iso
+from synchestra.core.events import Event
 from synchestra.core.models import Mode, Run, RunState, Target
 from synchestra.core.records import RecordQuery
 from synchestra.engine import status as views

@@ -11,7 +11,7 @@ import pytest
 from engine_helpers import opened, within
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
-from synchestra.core.events import iso
+from synchestra.core.durations import iso
 from synchestra.core.models import Mode
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.http import create_app

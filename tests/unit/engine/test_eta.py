@@ -11,8 +11,7 @@ from engine_helpers import cfg, opened, within
 from synchestra.config import Config
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
-from synchestra.core.durations import Rate
-from synchestra.core.events import iso
+from synchestra.core.durations import Rate, iso
 from synchestra.core.models import Backlog, Target
 from synchestra.engine.eta import CostBook, RunCost, api_eta, estimate
 from synchestra.engine.orchestrator import Orchestrator

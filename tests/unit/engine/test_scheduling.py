@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from engine_helpers import SAFETY, next_event, opened, until
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
-from synchestra.core.events import iso
+from synchestra.core.durations import iso
 from synchestra.core.models import Run, RunState, Target
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator

@@ -31,8 +31,8 @@ from typing import Any
 from synchestra.connectors.collection.paging import MAX_PAGES, Pager, Request, fetch, new_pager
 from synchestra.connectors.collection.spec import Spec, parse_spec
 from synchestra.connectors.context import SyncContext
+from synchestra.core.durations import iso
 from synchestra.core.errors import ConfigError, SyncError
-from synchestra.core.events import iso
 from synchestra.core.models import Mode
 
 __all__ = ["collection"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from synchestra.core.events import iso
+from synchestra.core.durations import iso
 from synchestra.core.models import Run, RunState
 from synchestra.core.status import GridPage, PairStatus
 
