@@ -1,7 +1,7 @@
 """``synchestra simulate``: the simulated APIs alone, until a signal or a duration.
 
-The command's options, their parsing into a :class:`SimulatorConfig`, and the
-serving loop; :mod:`synchestra.cli` adds the command to the command line.
+Option parsing into a :class:`SimulatorConfig` and the serving loop; the
+command's options are declared in :mod:`synchestra.cli`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ import signal
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import replace
-from typing import Annotated
-
-import typer
 
 from synchestra.core.errors import InputError
-from synchestra.interfaces.cli.commands import out, run_async
 from synchestra.simulator.config import API_NAMES, ApiName, SimulatorConfig
 from synchestra.simulator.server import Simulator, SimulatorError, run_simulator
 
@@ -98,22 +94,3 @@ async def _wait_for_stop(duration: float | None) -> None:
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
-
-
-def simulate(
-    port: Annotated[int, typer.Option("--port", min=0, max=65_535, help="0: a free port.")] = 0,
-    carriers: Annotated[int, typer.Option("--carriers", min=0, max=1_000_000)] = 25,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    latency: Annotated[float, typer.Option("--latency", min=0, help="Seconds per request.")] = 0,
-    rate: Annotated[
-        list[str] | None, typer.Option("--rate", help="API=N requests/second (repeatable).")
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option("--duration", min=0, help="Stop after SECONDS.")
-    ] = None,
-) -> None:
-    """The simulated external APIs alone (FMCSA, DataHub, SaferWebAPI, ERP) on 127.0.0.1."""
-    config = build_config(
-        port=port, carriers=carriers, seed=seed, latency=latency, rates=rate or []
-    )
-    run_async(lambda: serve(config, duration, lambda line: out.print(line, markup=False)))
