@@ -75,9 +75,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    """A migrated :class:`Store` on ``database_url``, closed after the test."""
-    opened = await Store.open(database_url)
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    """A migrated :class:`Store` on ``database_url``, closed after the test.
+
+    ``clock`` stands in for the database's time, so leases lapse when it moves.
+    """
+    opened = await Store.open(database_url, database_clock=clock)
     try:
         yield opened
     finally:

@@ -10,6 +10,7 @@ from typing import Any
 from synchestra.core.claims import ClaimLimits, Turn
 from synchestra.core.models import Mode, Outcome, Run, RunRequest, RunState
 from synchestra.core.records import RecordQuery, RecordScope
+from synchestra.core.workers import WorkerInfo
 from synchestra.store import Store
 
 LEASE = timedelta(minutes=5)
@@ -49,7 +50,6 @@ async def claim(
     capacity: int = 10,
     limits: ClaimLimits | None = None,
     owner: str = OWNER,
-    lease: timedelta = LEASE,
     outcomes: Sequence[Outcome] = (),
 ) -> list[Run]:
     turn = await store.complete_and_claim(
@@ -58,7 +58,6 @@ async def claim(
         capacity=capacity,
         limits=limits or ClaimLimits(),
         owner=owner,
-        lease=lease,
     )
     return [c.run for c in turn.claimed]
 
@@ -70,10 +69,26 @@ async def complete(store: Store, *outcomes: Outcome) -> Turn:
         capacity=0,
         limits=ClaimLimits(),
         owner=OWNER,
-        lease=LEASE,
     )
     assert turn.claimed == []
     return turn
+
+
+def worker(worker_id: str = OWNER, *, host_key: str = "test-host", pid: int = 1) -> WorkerInfo:
+    return WorkerInfo(
+        id=worker_id,
+        host="test",
+        pid=pid,
+        host_key=host_key,
+        roles=("worker",),
+        capacity=4,
+        version="test",
+    )
+
+
+async def register(store: Store, *worker_ids: str) -> None:
+    for worker_id in worker_ids:
+        await store.register_worker(worker(worker_id))
 
 
 async def state_of(store: Store, run_id: int) -> RunState:

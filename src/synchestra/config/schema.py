@@ -284,6 +284,20 @@ class EngineConfig(_Model):
     aging: PositiveDuration = timedelta(minutes=10)
     # How long shutdown waits for running syncs before cancelling them.
     grace: Duration = timedelta(seconds=30)
+    # A process silent for ``lease`` is dead: its runs are interrupted and queued again.
+    lease: PositiveDuration = timedelta(seconds=60)
+    # How often a process renews its liveness (at most lease / 3).
+    heartbeat: PositiveDuration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> EngineConfig:
+        """Three renewals per lease, so one slow renewal does not cost a process its runs."""
+        if self.heartbeat * 3 > self.lease:
+            raise ValueError(
+                f"heartbeat ({format_duration(self.heartbeat)}) must be at most lease / 3 "
+                f"(lease {format_duration(self.lease)})"
+            )
+        return self
 
 
 class TargetsConfig(_Model):

@@ -15,6 +15,7 @@ from synchestra.core.errors import InputError, NotConfigured
 from synchestra.core.models import NO_TARGET, Mode, Run, Target
 from synchestra.core.records import ChangeCounts, Record, RecordScope
 from synchestra.core.redact import Redactor
+from synchestra.core.workers import Fence
 from synchestra.store.abc import RecordStore
 from synchestra.upstream.client import get_json
 
@@ -122,7 +123,9 @@ class SyncContext:
     ) -> ChangeCounts:
         """Store ``rows`` as records of ``kind``; counts created / updated / unchanged."""
         keyed = [(record_key(row, key), dict(row)) for row in rows]
-        counts = await self._store.upsert_records(self.scope(kind), keyed, self.clock.now())
+        counts = await self._store.upsert_records(
+            self.scope(kind), keyed, self.clock.now(), fence=self._fence()
+        )
         self.changes.setdefault(kind, ChangeCounts()).add(counts)
         return counts
 
@@ -143,6 +146,11 @@ class SyncContext:
         """The records of ``kind`` this attempt writes."""
         target = self.target.key if self.target else None
         return RecordScope(kind, target, self.source, self.run.id, self.run.attempts)
+
+    def _fence(self) -> Fence | None:
+        """Writes are this run's only while its process still owns it (another may take it)."""
+        run = self.run
+        return Fence(run.id, run.attempts, run.worker) if run.worker is not None else None
 
     def delete_missing(self, kind: str) -> None:
         """In a full run, mark deleted the records of ``kind`` this run did not upsert.

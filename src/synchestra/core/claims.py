@@ -53,3 +53,5 @@ class Turn:
     """Records marked deleted by a run's success: run id -> kind -> how many."""
     recorded: dict[int, Outcome] = field(default_factory=dict)
     """Outcomes recorded with a changed result (the deletions counted), by run id."""
+    lost: list[int] = field(default_factory=list)
+    """Runs whose outcome was dropped: this process no longer owned them (fencing)."""

@@ -11,6 +11,7 @@
         ├── NotConfigured    a credential is missing: the run is skipped
         ├── SyncTimeout      the source ran past its timeout
         ├── HTTPFailure      an HTTP error status from an API (5xx and 429 retryable)
+        ├── LeaseLost        this process no longer owns the run: it writes nothing more
         └── RetryableError   any other transient failure worth another attempt
 
 Third-party errors (httpx) are translated once, in :mod:`synchestra.upstream.errors`.
@@ -77,3 +78,15 @@ class HTTPFailure(SyncError):
     @property
     def retryable(self) -> bool:
         return self.status == 429 or self.status >= 500
+
+
+class LeaseLost(SyncError):
+    """This process no longer owns the run (it was silent past its lease, or is stopping).
+
+    Another process has taken the run over; whatever this attempt would still
+    write is dropped.
+    """
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"lease lost: run {run_id} is no longer this process's")
+        self.run_id = run_id

@@ -114,6 +114,11 @@ class Run:
     finished_at: datetime | None = None
     error: str | None = None
     result: Mapping[str, Any] = field(default_factory=dict)
+    worker: str | None = None
+    """The process that runs it or ran it (``synchestra workers`` ids); None while queued."""
+    continued_by: int | None = None
+    """The run that carries this one's sync on: a retry that absorbed it, or the re-run
+    queued when it was interrupted."""
 
     @property
     def pair(self) -> tuple[str, str | None]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,8 +41,10 @@ from synchestra.core.events import (
 from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunState
 from synchestra.core.records import ChangeCounts
 from synchestra.core.status import PairStatus
+from synchestra.core.workers import SchedulerTerm
 from synchestra.engine import attempt, firing, health
 from synchestra.engine.eta import CostBook
+from synchestra.engine.presence import Presence
 from synchestra.engine.sources import SourceSpec
 from synchestra.store.abc import DataStore
 from synchestra.upstream.apis import Apis
@@ -52,31 +52,12 @@ from synchestra.upstream.client import CURRENT_TALLY, RequestTally
 
 log = logging.getLogger("synchestra")
 
-LEASE = timedelta(seconds=60)
+LEASE_LOST = "lease lost"
+"""Why a run's task was cancelled when this process lost its runs (nothing is written)."""
+
 HOUSEKEEPING = timedelta(seconds=10)
-
-
-def process_identity() -> str:
-    """``host:pid:nonce``: who owns a running run."""
-    return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` was a process on this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another host: its lease tells
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # this process: its runs end through their own tasks or leases
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+POLL = timedelta(seconds=1)
+"""How often an idle loop looks for work other processes queued or cancelled (real time)."""
 
 
 class Dispatcher:
@@ -90,22 +71,27 @@ class Dispatcher:
         rng: random.Random,
         bus: EventBus,
         apis: Apis,
+        presence: Presence,
     ) -> None:
         self.store = store
+        self.presence = presence
+        presence.running = lambda: len(self._active)
+        presence.on_lost = self.lose_runs
+        presence.on_cancel = self._cancel_many
         self.sources = sources
         self.config = config
         self.clock = clock
         self.rng = rng
         self.bus = bus
         self.apis = apis
-        self.owner = process_identity()
         self.workers = config.engine.workers
         self._active: dict[int, asyncio.Task[None]] = {}
         self._finished: list[Outcome] = []
         self._changes: dict[int, dict[str, ChangeCounts]] = {}
         self._alerts: dict[int, list[Alert]] = {}
-        self._cancel_reason: dict[int, RunState] = {}
-        self._waiters: dict[int, asyncio.Future[int]] = {}
+        self._cancel_reason: dict[int, RunState | str] = {}
+        self.progressed = asyncio.Event()
+        """Set whenever a run this process knows of ends (waiters re-read the database)."""
         self._health = health.HealthTracker()
         self.costs = CostBook()
         """What a run of each API costs (requests, seconds), learnt for the ETA."""
@@ -118,9 +104,8 @@ class Dispatcher:
     # --- lifecycle ---------------------------------------------------------
 
     async def prepare(self, now: datetime) -> None:
-        """Load health and recover what dead processes left running."""
+        """Load health (recovery of dead processes' runs is the loop's housekeeping)."""
         self._health.load(await self.store.source_rows(), self.sources, now)
-        await self._recover(now)
 
     @property
     def running(self) -> bool:
@@ -130,7 +115,12 @@ class Dispatcher:
     def scheduling(self) -> bool:
         return self._scheduling
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def start(self, *, schedule: bool) -> None:
+        """Run the loop: claim and run work, and fire schedules when elected (``schedule``)."""
         self._scheduling = self._scheduling or schedule
         if not self.running:
             self._stopping.clear()
@@ -174,17 +164,21 @@ class Dispatcher:
 
     # --- what the orchestrator asks ---------------------------------------------
 
-    def waiter(self, run_id: int) -> asyncio.Future[int]:
-        """A future answered with the id of the run that ended for ``run_id``."""
-        if run_id not in self._waiters:
-            self._waiters[run_id] = asyncio.get_running_loop().create_future()
-        return self._waiters[run_id]
-
     def stop_running(self, run_id: int) -> None:
         """Cancel the task of a run this process executes, as a user cancellation."""
         if run_id in self._active:
             self._cancel_reason[run_id] = RunState.CANCELLED
             self._active[run_id].cancel()
+
+    def _cancel_many(self, run_ids: Sequence[int]) -> None:
+        for run_id in run_ids:
+            self.stop_running(run_id)
+
+    def lose_runs(self) -> None:
+        """This process was declared dead: stop every run, write nothing more for them."""
+        for run_id, task in list(self._active.items()):
+            self._cancel_reason[run_id] = LEASE_LOST
+            task.cancel()
 
     def announce_queued(self, answers: Iterable[Enqueued]) -> None:
         now = self.clock.now()
@@ -201,11 +195,12 @@ class Dispatcher:
 
     def announce_cancelled(self, run: Run) -> None:
         self.bus.publish(RunCancelled(at=self.clock.now(), run=RunRef.of(run), error="cancelled"))
-        self._resolve(run.id, run.id)
+        self.progressed.set()
 
     # --- the loop ----------------------------------------------------------
 
     async def _loop(self) -> None:
+        await self.presence.start(["worker", *(["scheduler"] if self._scheduling else [])])
         try:
             # When stopping, go on until the runs still executing have been recorded.
             while not self._stopping.is_set() or self._finished or self._active:
@@ -223,8 +218,8 @@ class Dispatcher:
     async def _turn(self) -> bool:
         """One pass: fire schedules, record finished attempts, claim; True if saturated."""
         now = self.clock.now()
-        if self._scheduling and not self._stopping.is_set():
-            await self._fire_due(now)
+        if self._scheduling and not self._stopping.is_set() and self.presence.term is not None:
+            await self._fire_due(now, self.presence.term)
         if self._next_housekeeping is None or now >= self._next_housekeeping:
             await self._housekeeping(now)
         outcomes, self._finished = self._finished, []
@@ -234,8 +229,7 @@ class Dispatcher:
             now=now,
             capacity=capacity,
             limits=self._claim_limits(now),
-            owner=self.owner,
-            lease=LEASE,
+            owner=self.presence.worker_id,
         )
         self._announce(outcomes, turn)
         self.announce_queued(turn.requeued)
@@ -244,17 +238,24 @@ class Dispatcher:
         return capacity > 0 and len(turn.claimed) == capacity
 
     async def _idle(self) -> None:
+        """Sleep until the next thing due, a wake-up, or :data:`POLL` of real time.
+
+        The poll is real time, not the injected clock: it looks for what other
+        processes did meanwhile, which happens in the database's time.
+        """
         wake_at = await self._next_wake()
         sleeper = asyncio.ensure_future(
             self.clock.sleep((wake_at - self.clock.now()).total_seconds())
         )
         waker = asyncio.ensure_future(self._wake.wait())
+        poller = asyncio.ensure_future(asyncio.sleep(POLL.total_seconds()))
+        waiting = {sleeper, waker, poller}
         try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, waker):
+            for task in waiting:
                 task.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def _next_wake(self) -> datetime:
         now = self.clock.now()
@@ -283,7 +284,7 @@ class Dispatcher:
         configured = self.config.group(name)
         return configured.max_running if configured else 1
 
-    async def _fire_due(self, now: datetime) -> None:
+    async def _fire_due(self, now: datetime, term: SchedulerTerm) -> None:
         rows = await self.store.source_rows()
         for spec in self.sources.values():
             if spec.timing is None:
@@ -302,21 +303,23 @@ class Dispatcher:
                 following=firing.following_fire(spec, now),
                 requests=firing.fire_requests(spec, due, targets),
                 now=now,
+                term=term,
             )
             if answers:
                 self.announce_queued(answers)
 
     async def _housekeeping(self, now: datetime) -> None:
         self._next_housekeeping = now + HOUSEKEEPING
-        for run_id in await self.store.renew_leases(self.owner, now + LEASE):
-            self.stop_running(run_id)
         await self._recover(now)
         rows = await self.store.source_rows()
         for change in self._health.refresh(rows, self.sources, now):
             self.bus.publish(change)
 
     async def _recover(self, now: datetime) -> None:
-        for run, again in await self.store.recover(now, owner_is_dead):
+        recovered = await self.store.recover(
+            self.presence.worker_id, lease=self.config.engine.lease, gone=self.presence.gone()
+        )
+        for run, again in recovered:
             if again is None:
                 self.announce_cancelled(run)
                 continue
@@ -342,8 +345,12 @@ class Dispatcher:
                 self.costs.observe(run.api, tally.count, seconds)
         except asyncio.CancelledError:
             reason = self._cancel_reason.pop(run.id, RunState.INTERRUPTED)
-            message = "cancelled" if reason is RunState.CANCELLED else "interrupted: shutting down"
-            outcome = Outcome(run, reason, self.clock.now(), error=message)
+            if reason is LEASE_LOST:
+                self._forget(run.id)
+                return
+            state = RunState.CANCELLED if reason is RunState.CANCELLED else RunState.INTERRUPTED
+            message = "cancelled" if state is RunState.CANCELLED else "interrupted: shutting down"
+            outcome = Outcome(run, state, self.clock.now(), error=message)
         except Exception as error:  # a bug of ours: still this run's failure only
             log.exception("run %s crashed the worker", run.id)
             message = attempt.describe(error, self.apis.redactor)
@@ -397,10 +404,21 @@ class Dispatcher:
             RunProgress(at=self.clock.now(), run=RunRef.of(run), done=done, total=total)
         )
 
+    def _forget(self, run_id: int) -> None:
+        """A run this process lost: nothing of it is announced (its new owner will)."""
+        self._active.pop(run_id, None)
+        self._changes.pop(run_id, None)
+        self._alerts.pop(run_id, None)
+        log.warning("lease lost: run %s is no longer this process's; dropped its outcome", run_id)
+
     def _announce(self, outcomes: Sequence[Outcome], turn: Turn) -> None:
         now = self.clock.now()
-        cancelled = set(turn.cancelled)
+        cancelled, lost = set(turn.cancelled), set(turn.lost)
+        for run_id in lost:
+            self._forget(run_id)
         for outcome in outcomes:
+            if outcome.run.id in lost:
+                continue
             if outcome.run.id in cancelled:  # asked to cancel while it ran
                 self.announce_cancelled(outcome.run)
             else:
@@ -410,8 +428,6 @@ class Dispatcher:
         for absorbed, into in turn.merged:
             merged = RunRef.merged(absorbed)
             self.bus.publish(RunCancelled(at=now, run=merged, error=f"merged into run {into}"))
-            if absorbed in self._waiters:
-                self._chain(absorbed, into)
         for change in self._health.observe(outcomes, self.sources, now):
             self.bus.publish(change)
 
@@ -451,22 +467,7 @@ class Dispatcher:
                 result=dict(outcome.result),
             )
         )
-        self._resolve(run.id, run.id)
-
-    def _chain(self, absorbed: int, into: int) -> None:
-        """Answer the waiter of a run a retry absorbed when the retrying run ends."""
-        future = self._waiters.pop(absorbed)
-
-        def forward(done: asyncio.Future[int]) -> None:
-            if not future.done():
-                future.set_result(done.result())
-
-        self.waiter(into).add_done_callback(forward)
-
-    def _resolve(self, run_id: int, final_id: int) -> None:
-        future = self._waiters.pop(run_id, None)
-        if future is not None and not future.done():
-            future.set_result(final_id)
+        self.progressed.set()
 
 
 def resolve_mode(mode: Mode, spec: SourceSpec, pair: PairStatus | None, now: datetime) -> Mode:

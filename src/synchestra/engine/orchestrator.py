@@ -6,6 +6,7 @@ It owns the store, the event bus, the per-API clients and the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,11 +37,15 @@ from synchestra.engine import status as views
 from synchestra.engine.dispatcher import Dispatcher
 from synchestra.engine.eta import QueueEta, estimate
 from synchestra.engine.freshness import older_than
+from synchestra.engine.presence import Presence
 from synchestra.engine.sources import SourceSpec, spec_from_config, spec_from_function
 from synchestra.engine.status import SyncStatus
 from synchestra.engine.summary import SyncSummary, summarize
 from synchestra.store import Store
 from synchestra.upstream.apis import Apis
+
+WAIT_POLL = timedelta(milliseconds=500)
+"""How often a waiter re-reads its runs when another process may be running them."""
 
 
 class Orchestrator:
@@ -59,8 +64,16 @@ class Orchestrator:
         rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        read_only: bool = False,
+        database_clock: Clock | None = None,
     ) -> None:
+        """``read_only``: open the database to read it only (``status``, ``runs``, ...):
+        nothing is written, not even recovery. ``database_clock`` stands in for the
+        database's own time, which liveness is judged by (tests)."""
         self.config = (config or Config()).with_builtin_apis(BUILTIN_APIS)
+        self.read_only = read_only
+        self.database_clock = database_clock
+        self.presence: Presence | None = None
         self.database_url = database_url or self.config.database.url
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -138,11 +151,22 @@ class Orchestrator:
         return self._dispatcher is not None and self._dispatcher.running
 
     async def __aenter__(self) -> Self:
-        self._store = await Store.open(self.database_url, aging=self.config.engine.aging)
+        self._store = await Store.open(
+            self.database_url, aging=self.config.engine.aging, database_clock=self.database_clock
+        )
         now = self.clock.now()
-        await self._store.ensure_sources(list(self.sources), now)
-        if self.config.targets.import_ is not None:
-            await self._store.put_targets(read_targets_csv(self.config.targets.import_), now)
+        if not self.read_only:
+            await self._store.ensure_sources(list(self.sources), now)
+            if self.config.targets.import_ is not None:
+                await self._store.put_targets(read_targets_csv(self.config.targets.import_), now)
+        engine = self.config.engine
+        self.presence = Presence(
+            self._store,
+            SystemClock(),  # liveness is real (database) time, whatever clock the engine runs on
+            capacity=engine.workers,
+            lease=engine.lease,
+            heartbeat=engine.heartbeat,
+        )
         self._dispatcher = Dispatcher(
             store=self._store,
             sources=self.sources,
@@ -151,6 +175,7 @@ class Orchestrator:
             rng=self.rng,
             bus=self.bus,
             apis=self.apis,
+            presence=self.presence,
         )
         await self._dispatcher.prepare(now)
         return self
@@ -164,8 +189,19 @@ class Orchestrator:
         self._dispatcher = None
 
     def start(self, *, schedule: bool = True) -> None:
-        """Start the loop: claiming always, firing schedules when ``schedule``."""
+        """Start the loop: claiming always; firing schedules when ``schedule`` and elected.
+
+        The process registers itself first (``synchestra workers`` lists it).
+        """
+        if self.read_only:
+            raise RuntimeError("a read-only orchestrator runs nothing")
         self.dispatcher.start(schedule=schedule)
+
+    async def join(self, roles: Sequence[str]) -> None:
+        """List this process with these roles (``"api"`` for a server) without running work."""
+        if self.presence is None:
+            raise RuntimeError("the orchestrator is not open: use 'async with orchestrator'")
+        await self.presence.start(roles)
 
     def request_stop(self) -> None:
         """Stop claiming (safe to call from a signal handler)."""
@@ -176,9 +212,11 @@ class Orchestrator:
         await self.dispatcher.stopped()
 
     async def stop(self, grace: timedelta | None = None) -> None:
-        """Stop claiming, give running runs ``grace`` to end, interrupt the rest."""
+        """Stop claiming, give running runs ``grace`` to end, interrupt the rest, unlist."""
         if self._dispatcher is not None:
             await self._dispatcher.stop(self.config.engine.grace if grace is None else grace)
+        if self.presence is not None:
+            await self.presence.stop()
 
     async def serve(self) -> None:
         """Run the scheduler and workers until :meth:`request_stop`, then shut down."""
@@ -284,16 +322,43 @@ class Orchestrator:
         return await summarize(await self.store.get_runs(final_ids), self.store)
 
     async def wait_for(self, run_ids: Iterable[int]) -> list[int]:
-        """Wait until these runs end; return the ids of the runs that ended for them.
+        """Wait until these runs end, whichever process runs them; the ids that ended for them.
 
-        A queued run that a retry absorbed is answered by the retrying run.
+        Read from the database: at once when a run of this process ends, else
+        every :data:`WAIT_POLL`. A run that a retry absorbed, or that was
+        interrupted and queued again, is answered by the run that carried its
+        sync on (``continued_by``), unless this process is stopping.
         """
-        ids = list(dict.fromkeys(run_ids))
-        futures = {run_id: self.dispatcher.waiter(run_id) for run_id in ids}
-        for run in await self.store.get_runs(ids):  # some may have ended already
-            if run.state.terminal and not futures[run.id].done():
-                futures[run.id].set_result(run.id)
-        return list(dict.fromkeys([await future for future in futures.values()]))
+        current = {run_id: run_id for run_id in dict.fromkeys(run_ids)}
+        ended: dict[int, int] = {}
+        while current:
+            self.dispatcher.progressed.clear()
+            runs = {run.id: run for run in await self.store.get_runs(list(set(current.values())))}
+            followed = False
+            for asked, run_id in list(current.items()):
+                run = runs.get(run_id)
+                if run is not None and run.continued_by and not self.dispatcher.stopping:
+                    current[asked], followed = run.continued_by, True
+                elif run is None or run.state.terminal:
+                    ended[asked] = current.pop(asked)
+            if current and not followed:
+                await self._until_progress()
+        return list(dict.fromkeys(ended.values()))
+
+    async def _until_progress(self) -> None:
+        """Until a run of this process ends or :data:`WAIT_POLL` of real time passes.
+
+        Real time: other processes' runs end in the database's time, not this
+        engine's clock.
+        """
+        sleeper = asyncio.ensure_future(asyncio.sleep(WAIT_POLL.total_seconds()))
+        waker = asyncio.ensure_future(self.dispatcher.progressed.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     async def cancel(self, run_id: int) -> Run | None:
         """Cancel a queued run, or stop a running one."""

@@ -21,10 +21,23 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from synchestra.core.claims import ClaimLimits, Turn
+from synchestra.core.clock import Clock
+from synchestra.core.errors import LeaseLost
 from synchestra.core.models import Backlog, Enqueued, Outcome, Run, RunRequest, RunState, Target
 from synchestra.core.records import ChangeCounts, Record, RecordQuery, RecordScope
 from synchestra.core.status import GridPage, PairStatus, SourceRow
-from synchestra.store import completion, overview, queue, records, runs, status, targets, versions
+from synchestra.core.workers import Beat, Fence, SchedulerTerm, WorkerInfo, WorkerStatus
+from synchestra.store import (
+    completion,
+    overview,
+    queue,
+    records,
+    runs,
+    status,
+    targets,
+    versions,
+    workers,
+)
 from synchestra.store.abc import DataStore, RecordStore
 from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
 
@@ -37,9 +50,17 @@ _PAGE = 2_000
 class Store(DataStore):
     """Runs, status, targets and records in one database."""
 
-    def __init__(self, engine: AsyncEngine, *, aging: timedelta = timedelta(minutes=10)) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        aging: timedelta = timedelta(minutes=10),
+        database_clock: Clock | None = None,
+    ) -> None:
         self.engine = engine
         self.aging = aging
+        # Tests stand in for the database's time; production asks the database.
+        self.database_clock = database_clock
         # SQLite has one writer: queue this process's writers here, in order, instead
         # of letting them poll SQLite's lock with its sleeping busy handler.
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -56,7 +77,13 @@ class Store(DataStore):
             yield conn
 
     @classmethod
-    async def open(cls, url: str, *, aging: timedelta = timedelta(minutes=10)) -> Self:
+    async def open(
+        cls,
+        url: str,
+        *,
+        aging: timedelta = timedelta(minutes=10),
+        database_clock: Clock | None = None,
+    ) -> Self:
         """Connect and migrate the schema to the newest revision."""
         engine = create_engine(url)
         try:
@@ -64,7 +91,12 @@ class Store(DataStore):
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, aging=aging)
+        return cls(engine, aging=aging, database_clock=database_clock)
+
+    async def _now(self, conn: AsyncConnection) -> datetime:
+        if self.database_clock is not None:
+            return self.database_clock.now()
+        return await workers.database_now(conn)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -83,14 +115,13 @@ class Store(DataStore):
         capacity: int,
         limits: ClaimLimits,
         owner: str,
-        lease: timedelta,
     ) -> Turn:
         async with self._writing() as conn:
             turn = await completion.complete(conn, outcomes, self.aging)
             if capacity > 0:
                 await lock_for_claim(conn)
                 turn.claimed = await completion.claim_with_inputs(
-                    conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
+                    conn, now=now, capacity=capacity, limits=limits, owner=owner
                 )
             return turn
 
@@ -98,16 +129,46 @@ class Store(DataStore):
         async with self._writing() as conn:
             return await completion.cancel(conn, run_id, now)
 
-    async def renew_leases(self, owner: str, until: datetime) -> list[int]:
+    # --- the processes -------------------------------------------------------
+
+    async def database_now(self) -> datetime:
+        async with self.engine.connect() as conn:
+            return await self._now(conn)
+
+    async def register_worker(self, info: WorkerInfo) -> None:
         async with self._writing() as conn:
-            return await queue.renew_leases(conn, owner, until)
+            await workers.register(conn, info, await self._now(conn))
+
+    async def heartbeat(
+        self, worker_id: str, *, running: int, lease: timedelta, roles: Sequence[str]
+    ) -> Beat:
+        async with self._writing() as conn:
+            now = await self._now(conn)
+            if not await workers.renew(conn, worker_id, running, roles, now):
+                return Beat(alive=False)
+            scheduler = "scheduler" in roles
+            term = await workers.hold_scheduler(conn, worker_id, now, lease) if scheduler else None
+            return Beat(
+                alive=True, cancel=await workers.cancel_requests(conn, worker_id), term=term
+            )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        async with self._writing() as conn:
+            await workers.unregister(conn, worker_id)
+
+    async def workers(self, lease: timedelta) -> list[WorkerStatus]:
+        async with self.engine.connect() as conn:
+            return await workers.listing(conn, await self._now(conn), lease)
 
     async def recover(
-        self, now: datetime, owner_is_dead: Callable[[str], bool]
+        self, me: str, *, lease: timedelta, gone: Callable[[WorkerInfo], bool]
     ) -> list[tuple[Run, Enqueued | None]]:
         async with self._writing() as conn:
             await lock_for_claim(conn)
-            return await completion.recover(conn, now, owner_is_dead, self.aging)
+            now = await self._now(conn)
+            return await completion.recover(
+                conn, me=me, now=now, lease=lease, gone=gone, aging=self.aging
+            )
 
     async def get_runs(self, ids: Sequence[int]) -> list[Run]:
         async with self.engine.connect() as conn:
@@ -174,8 +235,11 @@ class Store(DataStore):
         following: datetime | None,
         requests: Sequence[RunRequest],
         now: datetime,
+        term: SchedulerTerm | None = None,
     ) -> list[Enqueued] | None:
         async with self._writing() as conn:
+            if term is not None and not await workers.holds(conn, term, await self._now(conn)):
+                return None
             if not await status.advance_fire(conn, source, due, following):
                 return None
             return await queue.enqueue(conn, requests, now, self.aging)
@@ -224,9 +288,16 @@ class Store(DataStore):
     # --- records -----------------------------------------------------------
 
     async def upsert_records(
-        self, scope: RecordScope, rows: Sequence[tuple[str, Mapping[str, Any]]], now: datetime
+        self,
+        scope: RecordScope,
+        rows: Sequence[tuple[str, Mapping[str, Any]]],
+        now: datetime,
+        *,
+        fence: Fence | None = None,
     ) -> ChangeCounts:
         async with self._writing() as conn:
+            if fence is not None and fence.run_id not in await queue.still_owned(conn, [fence]):
+                raise LeaseLost(fence.run_id)
             return await records.upsert(conn, scope, rows, now)
 
     async def mark_missing_deleted(self, scope: RecordScope, now: datetime) -> int:

@@ -7,7 +7,8 @@ Both take and return :mod:`synchestra.core` values, never database rows.
 
 Every method is one transaction: it commits before it returns, or changes
 nothing when it raises. Times are aware UTC datetimes passed in by the caller
-(the store never reads a clock). Text the databases cannot both store (a NUL, a
+(the store never reads a process's clock; liveness is judged on the database's own
+time, :meth:`DataStore.database_now`). Text the databases cannot both store (a NUL, a
 lone surrogate) is refused with :class:`~synchestra.core.errors.InputError`;
 looking up such text finds nothing.
 """
@@ -23,6 +24,7 @@ from synchestra.core.claims import ClaimLimits, Turn
 from synchestra.core.models import Backlog, Enqueued, Outcome, Run, RunRequest, RunState, Target
 from synchestra.core.records import ChangeCounts, Record, RecordQuery, RecordScope
 from synchestra.core.status import GridPage, PairStatus, SourceRow
+from synchestra.core.workers import Beat, Fence, SchedulerTerm, WorkerInfo, WorkerStatus
 
 
 class RecordStore(ABC):
@@ -30,9 +32,19 @@ class RecordStore(ABC):
 
     @abstractmethod
     async def upsert_records(
-        self, scope: RecordScope, rows: Sequence[tuple[str, Mapping[str, Any]]], now: datetime
+        self,
+        scope: RecordScope,
+        rows: Sequence[tuple[str, Mapping[str, Any]]],
+        now: datetime,
+        *,
+        fence: Fence | None = None,
     ) -> ChangeCounts:
         """Store (key, data) rows as records of ``scope``, idempotently.
+
+        With a ``fence``, the rows are written only while that run is still
+        running in that attempt for that owner, checked in the same transaction;
+        otherwise nothing is written and :class:`~synchestra.core.errors.LeaseLost`
+        is raised.
 
         A new key is created; a stored one whose data hash differs, or that was
         marked deleted, is updated (its previous data kept as a version); an
@@ -87,17 +99,21 @@ class DataStore(RecordStore):
         capacity: int,
         limits: ClaimLimits,
         owner: str,
-        lease: timedelta,
     ) -> Turn:
         """Record finished attempts, then claim up to ``capacity`` runs: one transaction.
 
-        An outcome with ``retry_at`` goes back to the queue (absorbing a queued
-        duplicate, see ``Turn.merged``), an ``interrupted`` one ends and is
-        queued again, any other ends; a success applies its ``deletes``. A run
-        asked to cancel ends ``cancelled`` instead of retrying or requeueing.
+        Fenced: an outcome is recorded only while its run is still running in
+        that attempt for its worker (``Run.worker``); otherwise it writes
+        nothing (``Turn.lost``). An outcome with ``retry_at`` goes back to the
+        queue (absorbing a queued duplicate, see ``Turn.merged``), an
+        ``interrupted`` one ends and is queued again, any other ends; a success
+        applies its ``deletes``. A run asked to cancel ends ``cancelled``
+        instead of retrying or requeueing. A run's ``continued_by`` names the
+        run that carries its sync on (the retry that absorbed it, the re-run
+        of an interrupted one).
 
-        The claim is atomic across processes: it marks ``running`` (owned by
-        ``owner``, leased until ``now + lease``) the best due queued runs
+        The claim is atomic across processes: it marks ``running`` (its
+        ``worker`` = ``owner``, a registered process) the best due queued runs
         (``rank`` then id) that respect one running run per (source, target),
         the group and API caps of ``limits`` and its saturated APIs; two
         processes never claim the same run. Each comes with its target and
@@ -112,15 +128,43 @@ class DataStore(RecordStore):
         when there is no such run.
         """
 
+    # --- the processes ---------------------------------------------------------
+
     @abstractmethod
-    async def renew_leases(self, owner: str, until: datetime) -> list[int]:
-        """Extend the leases of ``owner``'s running runs; return those asked to cancel."""
+    async def database_now(self) -> datetime:
+        """The database's time, which every process's liveness is judged by."""
+
+    @abstractmethod
+    async def register_worker(self, info: WorkerInfo) -> None:
+        """List this process, alive as of the database's time."""
+
+    @abstractmethod
+    async def heartbeat(
+        self, worker_id: str, *, running: int, lease: timedelta, roles: Sequence[str]
+    ) -> Beat:
+        """Renew this process's liveness (database time) and tell it what it must know.
+
+        ``alive`` is False when another process declared it dead meanwhile (it
+        was silent for ``lease``): its runs are no longer its own. ``cancel``
+        lists its running runs someone asked to cancel. ``roles`` are recorded;
+        with ``"scheduler"`` among them the process also takes or keeps the
+        scheduler role (``term``) unless another live process holds it.
+        """
+
+    @abstractmethod
+    async def unregister_worker(self, worker_id: str) -> None:
+        """A clean stop: unlist this process and give up the scheduler role if held."""
+
+    @abstractmethod
+    async def workers(self, lease: timedelta) -> list[WorkerStatus]:
+        """Every listed process (live ones first); ``live`` judged by ``lease``."""
 
     @abstractmethod
     async def recover(
-        self, now: datetime, owner_is_dead: Callable[[str], bool]
+        self, me: str, *, lease: timedelta, gone: Callable[[WorkerInfo], bool]
     ) -> list[tuple[Run, Enqueued | None]]:
-        """End ``interrupted`` the running runs of dead owners or lapsed leases.
+        """Declare dead the processes silent for ``lease`` (or ``gone``), never ``me``,
+        and end ``interrupted`` the running runs no live process owns.
 
         Each is queued again (its new run returned beside it) unless it was
         asked to cancel (None: it ended ``cancelled``).
@@ -193,11 +237,14 @@ class DataStore(RecordStore):
         following: datetime | None,
         requests: Sequence[RunRequest],
         now: datetime,
+        term: SchedulerTerm | None = None,
     ) -> list[Enqueued] | None:
         """Queue one fire of ``source`` if it is still due at ``due``; None if not.
 
         A compare-and-set moves ``next_fire_at`` from ``due`` to ``following``,
         so a fire happens once even when several processes share the database.
+        With a ``term``, the fire is written only while that term still holds
+        the scheduler role (database time).
         """
 
     @abstractmethod

@@ -17,17 +17,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.core.claims import Claimed, ClaimLimits, Turn
 from synchestra.core.models import Enqueued, Outcome, Run, RunRequest, RunState
-from synchestra.store import queue, records, status, targets
+from synchestra.core.workers import Fence, WorkerInfo
+from synchestra.store import queue, records, status, targets, workers
 from synchestra.store.runs import fetch_runs
 
 INTERRUPTED = "interrupted: the process running it stopped"
+DEAD_RETENTION = timedelta(hours=1)
+"""How long a dead process stays listed (``live: false``) before its row goes."""
+
+
+def fence_of(run: Run) -> Fence:
+    """Who may write for ``run``: its claimer, in the attempt it claimed."""
+    return Fence(run.id, run.attempts, run.worker or "")
 
 
 async def complete(conn: AsyncConnection, outcomes: Sequence[Outcome], aging: timedelta) -> Turn:
-    """Record how these attempts ended; the :class:`Turn` says what that did besides."""
+    """Record how these attempts ended; the :class:`Turn` says what that did besides.
+
+    Fenced: an outcome whose run this process no longer owns in that attempt
+    (another process recovered it) writes nothing, not even its status,
+    watermark or deletions; the turn lists it under ``lost``.
+    """
     turn = Turn()
     ended: list[Outcome] = []
-    for outcome in outcomes:
+    owned = await queue.still_owned(conn, [fence_of(outcome.run) for outcome in outcomes])
+    turn.lost = [outcome.run.id for outcome in outcomes if outcome.run.id not in owned]
+    for outcome in (outcome for outcome in outcomes if outcome.run.id in owned):
         if outcome.retry_at is not None:
             absorbed = await queue.requeue(
                 conn,
@@ -62,15 +77,12 @@ async def claim_with_inputs(
     capacity: int,
     limits: ClaimLimits,
     owner: str,
-    lease: timedelta,
 ) -> list[Claimed]:
     """Claim up to ``capacity`` runs (the caller holds the claim lock) with their inputs.
 
     The targets and pair statuses are read in a few statements per batch, not per run.
     """
-    claimed = await queue.claim(
-        conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
-    )
+    claimed = await queue.claim(conn, now=now, capacity=capacity, limits=limits, owner=owner)
     if not claimed:
         return []
     await status.record_start(conn, {r.source for r in claimed}, now)
@@ -98,13 +110,22 @@ async def cancel(conn: AsyncConnection, run_id: int, now: datetime) -> Run | Non
 
 async def recover(
     conn: AsyncConnection,
+    *,
+    me: str,
     now: datetime,
-    owner_is_dead: Callable[[str], bool],
+    lease: timedelta,
+    gone: Callable[[WorkerInfo], bool],
     aging: timedelta,
 ) -> list[tuple[Run, Enqueued | None]]:
-    """Interrupt the runs of dead owners or lapsed leases (the caller holds the claim lock)."""
+    """Declare silent processes dead and interrupt the runs no live process owns.
+
+    ``now`` is the database's time; the caller holds the claim lock.
+    """
+    await workers.declare_dead(
+        conn, me=me, now=now, lease=lease, gone=gone, retention=DEAD_RETENTION
+    )
     recovered = []
-    for run in await queue.orphans(conn, now, owner_is_dead):
+    for run in await queue.orphans(conn, await workers.live_ids(conn)):
         outcome = Outcome(run=run, state=RunState.INTERRUPTED, finished_at=now, error=INTERRUPTED)
         recovered.append((run, await interrupt(conn, outcome, aging)))
     return recovered
@@ -127,6 +148,7 @@ async def interrupt(conn: AsyncConnection, outcome: Outcome, aging: timedelta) -
         trigger="recovery",
     )
     (again,) = await queue.enqueue(conn, [request], outcome.finished_at, aging)
+    await queue.continue_with(conn, run.id, again.run.id)
     return again
 
 

@@ -20,7 +20,7 @@ that may start now, best first:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from synchestra.core.claims import ClaimLimits
 from synchestra.core.models import NO_TARGET, Enqueued, Mode, Outcome, Run, RunRequest, RunState
+from synchestra.core.workers import Fence
 from synchestra.store.dialect import insert_for
 from synchestra.store.runs import run_from_row
 from synchestra.store.schema import ONLY_QUEUED, runs
@@ -217,7 +218,6 @@ async def claim(
     capacity: int,
     limits: ClaimLimits,
     owner: str,
-    lease: timedelta,
 ) -> list[Run]:
     """Mark up to ``capacity`` best eligible runs ``running`` and return them.
 
@@ -242,7 +242,7 @@ async def claim(
                 break
         if not refresh and len(rows) < _PAGE:
             break
-    return await _mark_running(conn, picked, now, owner, lease)
+    return await _mark_running(conn, picked, now, owner)
 
 
 async def _promote_due(conn: AsyncConnection, now: datetime) -> None:
@@ -287,7 +287,7 @@ def _candidates(
 
 
 async def _mark_running(
-    conn: AsyncConnection, picked: list[Row[Any]], now: datetime, owner: str, lease: timedelta
+    conn: AsyncConnection, picked: list[Row[Any]], now: datetime, owner: str
 ) -> list[Run]:
     if not picked:
         return []
@@ -301,7 +301,6 @@ async def _mark_running(
             finished_at=None,
             attempts=runs.c.attempts + 1,
             owner=owner,
-            lease_until=now + lease,
         )
     )
     rows = await conn.execute(select(runs).where(runs.c.id.in_(ids)))
@@ -348,7 +347,10 @@ async def requeue(
             update(runs)
             .where(runs.c.id.in_(merged))
             .values(
-                state=RunState.CANCELLED.value, finished_at=now, error=f"merged into run {run.id}"
+                state=RunState.CANCELLED.value,
+                finished_at=now,
+                error=f"merged into run {run.id}",
+                continued_by=run.id,
             )
         )
     priority = max([run.priority, *(row.priority for row in duplicates)])
@@ -361,12 +363,16 @@ async def requeue(
             due=not_before <= now,
             error=error,
             owner=None,
-            lease_until=None,
             priority=priority,
             rank=rank_for(priority, run.queued_at, aging),
         )
     )
     return merged
+
+
+async def continue_with(conn: AsyncConnection, run_id: int, successor: int) -> None:
+    """Record which run carries on ``run_id``'s sync, for whoever waits on it."""
+    await conn.execute(update(runs).where(runs.c.id == run_id).values(continued_by=successor))
 
 
 async def cancel_requested(conn: AsyncConnection, run_id: int) -> bool:
@@ -391,8 +397,6 @@ async def finish(
             finished_at=at,
             error=error,
             result=dict(result),
-            owner=None,
-            lease_until=None,
         )
     )
 
@@ -409,8 +413,6 @@ async def finish_many(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> Non
             finished_at=bindparam("b_at"),
             error=bindparam("b_error"),
             result=bindparam("b_result"),
-            owner=None,
-            lease_until=None,
         ),
         [
             {
@@ -433,21 +435,27 @@ async def request_cancel(conn: AsyncConnection, run_id: int) -> None:
     await conn.execute(update(runs).where(runs.c.id == run_id).values(cancel_requested=True))
 
 
-async def renew_leases(conn: AsyncConnection, owner: str, until: datetime) -> list[int]:
-    """Extend the leases of ``owner``'s running runs; return those asked to cancel."""
-    mine = (runs.c.owner == owner, runs.c.state == RunState.RUNNING.value)
-    await conn.execute(update(runs).where(*mine).values(lease_until=until))
-    rows = await conn.execute(select(runs.c.id).where(*mine, runs.c.cancel_requested.is_(True)))
-    return [row.id for row in rows]
+async def still_owned(conn: AsyncConnection, fences: Sequence[Fence]) -> set[int]:
+    """The runs of ``fences`` that are still running in that attempt for that owner.
+
+    On PostgreSQL the rows stay locked until the caller commits, so recovery
+    cannot take a run over between this check and the writes it guards.
+    """
+    if not fences:
+        return set()
+    query = select(runs.c.id, runs.c.attempts, runs.c.owner).where(
+        runs.c.id.in_([fence.run_id for fence in fences]),
+        runs.c.state == RunState.RUNNING.value,
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = {row.id: (row.attempts, row.owner) for row in await conn.execute(query)}
+    return {
+        fence.run_id for fence in fences if found.get(fence.run_id) == (fence.attempt, fence.owner)
+    }
 
 
-async def orphans(
-    conn: AsyncConnection, now: datetime, owner_is_dead: Callable[[str], bool]
-) -> list[Run]:
-    """The running runs whose lease lapsed or whose owner is known dead."""
+async def orphans(conn: AsyncConnection, live: set[str]) -> list[Run]:
+    """The running runs whose owner is no live process."""
     rows = await conn.execute(select(runs).where(runs.c.state == RunState.RUNNING.value))
-    return [
-        run_from_row(row)
-        for row in rows
-        if (row.lease_until is not None and row.lease_until < now) or owner_is_dead(row.owner or "")
-    ]
+    return [run_from_row(row) for row in rows if row.owner not in live]

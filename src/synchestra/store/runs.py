@@ -37,6 +37,8 @@ def run_from_row(row: Row[Any]) -> Run:
         finished_at=row.finished_at,
         error=row.error,
         result=row.result or {},
+        worker=row.owner,
+        continued_by=row.continued_by,
     )
 
 

@@ -89,8 +89,9 @@ runs = Table(
     Column("finished_at", UTCDateTime),
     Column("error", Text),
     Column("result", JSON),
-    Column("owner", String(200)),
-    Column("lease_until", UTCDateTime),
+    Column("owner", String(200)),  # the worker id; kept when the run ends
+    Column("lease_until", UTCDateTime),  # unused since 0004: liveness is the worker's
+    Column("continued_by", Id),
     Column("cancel_requested", Boolean, nullable=False, default=False),
 )
 Index("ix_runs_claim", runs.c.state, runs.c.due, runs.c.rank.desc(), runs.c.id)
@@ -107,6 +108,35 @@ Index(
     unique=True,
     sqlite_where=ONLY_QUEUED,
     postgresql_where=ONLY_QUEUED,
+)
+
+# The processes sharing the database (migration 0004). ``heartbeat_at`` is the
+# database's time of the last renewal; ``dead`` is set by whoever found it silent
+# for longer than the lease, so that its next renewal learns it lost its runs.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("host_key", String(200), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("running", Integer, nullable=False, default=0),
+    Column("version", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("dead", Boolean, nullable=False, default=False),
+)
+
+# Elected roles (the scheduler): who holds it, in which term, until when (database time).
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("role", String(50), primary_key=True),
+    Column("holder", String(200)),
+    Column("term", BigInteger, nullable=False, default=0),
+    Column("expires_at", UTCDateTime),
 )
 
 # The dashboard: the timeline reads runs by start time, the grid the active runs of a page.

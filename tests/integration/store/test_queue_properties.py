@@ -27,6 +27,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from store_helpers import worker
 from synchestra.core.claims import ClaimLimits
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Enqueued, Mode, Outcome, Run, RunRequest, RunState
@@ -68,7 +69,6 @@ class ModelRun:
     state: RunState = RunState.QUEUED
     attempts: int = 0
     owner: str | None = None
-    lease_until: datetime | None = None
     cancel_requested: bool = False
 
     @property
@@ -126,9 +126,16 @@ class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.runner = asyncio.Runner()
-        self.store = self.runner.run(Store.open("sqlite:///:memory:", aging=AGING))
         self.clock = FakeClock()
+        self.store = self.runner.run(
+            Store.open("sqlite:///:memory:", aging=AGING, database_clock=self.clock)
+        )
         self.model: dict[int, ModelRun] = {}
+        # The model's processes: when each last renewed, and which were declared dead.
+        self.beats = {owner: self.clock.now() for owner in OWNERS}
+        self.dead: set[str] = set()
+        for owner in OWNERS:
+            self.block_on(self.store.register_worker(worker(owner)))
 
     def teardown(self) -> None:
         try:
@@ -179,13 +186,12 @@ class QueueMachine(RuleBasedStateMachine):
 
     def expect_claim(self, claimed: list[Run], expected: list[int], owner: str) -> None:
         assert [r.id for r in claimed] == expected
-        now = self.clock.now()
+        self.clock.now()
         for run in claimed:
             model = self.model[run.id]
             model.state = RunState.RUNNING
             model.attempts += 1
             model.owner = owner
-            model.lease_until = now + LEASE
             assert run.state is RunState.RUNNING
             assert run.attempts == model.attempts
 
@@ -227,6 +233,7 @@ class QueueMachine(RuleBasedStateMachine):
         owner=st.sampled_from(OWNERS),
     )
     def claim(self, capacity: int, saturated: frozenset[str], owner: str) -> None:
+        """Any process claims (a dead one's claims are orphans at the next recovery)."""
         now = self.clock.now()
         expected = oracle_claim(list(self.model.values()), now, capacity, saturated)
         turn = self.block_on(
@@ -236,7 +243,6 @@ class QueueMachine(RuleBasedStateMachine):
                 capacity=capacity,
                 limits=ClaimLimits(GROUP_MAX, API_CAP, saturated),
                 owner=owner,
-                lease=LEASE,
             )
         )
         assert turn.merged == []
@@ -275,7 +281,7 @@ class QueueMachine(RuleBasedStateMachine):
             model.not_before = retry_at
         else:
             model.state = state
-        model.owner = model.lease_until = None
+        model.owner = None
 
         owner = OWNERS[0]
         turn = self.block_on(
@@ -285,7 +291,6 @@ class QueueMachine(RuleBasedStateMachine):
                 capacity=capacity,
                 limits=ClaimLimits(GROUP_MAX, API_CAP),
                 owner=owner,
-                lease=LEASE,
             )
         )
         assert turn.merged == expected_merged
@@ -315,19 +320,23 @@ class QueueMachine(RuleBasedStateMachine):
             model.cancel_requested = True
         assert answer.state is model.state
 
-    @rule(dead=st.sampled_from([None, *OWNERS]))
-    def recover(self, dead: str | None) -> None:
+    @rule(owner=st.sampled_from(OWNERS))
+    def heartbeat(self, owner: str) -> None:
+        beat = self.block_on(self.store.heartbeat(owner, running=0, lease=LEASE, roles=("worker",)))
+        assert beat.alive is (owner not in self.dead)
+        if beat.alive:
+            self.beats[owner] = self.clock.now()
+
+    @rule(me=st.sampled_from(["observer", *OWNERS]))
+    def recover(self, me: str) -> None:
+        """Processes silent for a lease are declared dead; no live process owns their runs."""
         now = self.clock.now()
-        orphans = {
-            r.id
-            for r in self.in_state(RunState.RUNNING)
-            if (r.lease_until is not None and r.lease_until < now) or r.owner == dead
-        }
-        recovered = self.block_on(self.store.recover(now, lambda owner: owner == dead))
+        self.dead |= {o for o, beat in self.beats.items() if o != me and beat < now - LEASE}
+        orphans = {r.id for r in self.in_state(RunState.RUNNING) if r.owner in self.dead}
+        recovered = self.block_on(self.store.recover(me, lease=LEASE, gone=lambda _: False))
         assert {old.id for old, _ in recovered} == orphans
         for old, again in recovered:
             model = self.model[old.id]
-            model.owner = model.lease_until = None
             if model.cancel_requested:  # a cancelled sync is not run again after a crash
                 assert again is None
                 model.state = RunState.CANCELLED

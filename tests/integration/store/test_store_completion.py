@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from store_helpers import LEASE, OWNER, claim, complete, enqueue_one, ids, request, state_of
+from store_helpers import OWNER, claim, complete, enqueue_one, ids, request, state_of
 from synchestra.core.claims import ClaimLimits
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Mode, Outcome, RunState, Target
@@ -245,7 +245,7 @@ async def test_claim_hands_over_target_and_pair_status(store: Store, clock: Fake
         now,
     )
     turn = await store.complete_and_claim(
-        [], now=now, capacity=10, limits=ClaimLimits(), owner=OWNER, lease=LEASE
+        [], now=now, capacity=10, limits=ClaimLimits(), owner=OWNER
     )
     by_source = {c.run.source: c for c in turn.claimed}
     assert sorted(by_source) == ["a", "b", "c", "d"]

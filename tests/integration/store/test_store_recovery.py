@@ -1,10 +1,20 @@
-"""The store cancelling runs and recovering those of dead processes or lapsed leases."""
+"""The store cancelling runs and recovering those of dead processes (silent past their lease)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from store_helpers import LEASE, OWNER, claim, complete, enqueue_one, ids, request, state_of
+from store_helpers import (
+    LEASE,
+    OWNER,
+    claim,
+    complete,
+    enqueue_one,
+    ids,
+    register,
+    request,
+    state_of,
+)
 from synchestra.core.claims import ClaimLimits
 from synchestra.core.clock import FakeClock
 from synchestra.core.models import Mode, Outcome, RunState
@@ -26,21 +36,27 @@ async def test_cancel_a_queued_run(store: Store, clock: FakeClock) -> None:
     assert not fresh.deduplicated
 
 
+async def beat(store: Store, worker_id: str = OWNER) -> tuple[bool, tuple[int, ...]]:
+    answer = await store.heartbeat(worker_id, running=0, lease=LEASE, roles=("worker",))
+    return answer.alive, answer.cancel
+
+
 async def test_cancel_a_running_run_asks_its_worker(store: Store, clock: FakeClock) -> None:
     now = clock.now()
+    await register(store, OWNER, "someone-else")
     await store.enqueue([request(target="t1"), request(target="t2")], now)
     first, second = await claim(store, now)
-    assert await store.renew_leases(OWNER, now + LEASE) == []
+    assert await beat(store) == (True, ())
     answer = await store.cancel(first.id, now)
     assert answer is not None
     assert answer.state is RunState.RUNNING
-    assert await store.renew_leases(OWNER, now + LEASE) == [first.id]
-    assert await store.renew_leases("someone-else", now + LEASE) == []
+    assert await beat(store) == (True, (first.id,))
+    assert await beat(store, "someone-else") == (True, ())
     assert await state_of(store, second.id) is RunState.RUNNING
     await complete(
         store, Outcome(run=first, state=RunState.CANCELLED, finished_at=now, error="cancelled")
     )
-    assert await store.renew_leases(OWNER, now + LEASE) == []
+    assert await beat(store) == (True, ())
 
 
 async def test_cancel_requested_run_is_not_retried(store: Store, clock: FakeClock) -> None:
@@ -61,7 +77,7 @@ async def test_recover_does_not_requeue_a_cancelled_run(store: Store, clock: Fak
     await enqueue_one(store, request(), now)
     (running,) = await claim(store, now)
     await store.cancel(running.id, now)
-    await store.recover(now, lambda _: True)
+    await store.recover("me", lease=LEASE, gone=lambda _: True)  # its owner never registered
     assert await store.list_runs(state=RunState.QUEUED) == []
 
 
@@ -84,10 +100,13 @@ async def test_recover_runs_of_dead_owners(store: Store, clock: FakeClock) -> No
     await store.ensure_sources(["s"], now)
     await enqueue_one(store, request(target="t1", priority=4, group="g", api="a"), now)
     await enqueue_one(store, request(target="t2"), now)
+    await register(store, "dead-worker", "live-worker")
     (dead,) = await claim(store, now, capacity=1, owner="dead-worker")
     (alive,) = await claim(store, now, capacity=1, owner="live-worker")
 
-    recovered = await store.recover(now, lambda owner: owner == "dead-worker")
+    recovered = await store.recover(
+        "live-worker", lease=LEASE, gone=lambda info: info.id == "dead-worker"
+    )
     assert len(recovered) == 1
     old, again = recovered[0]
     assert old.id == dead.id
@@ -112,24 +131,58 @@ async def test_recover_runs_of_dead_owners(store: Store, clock: FakeClock) -> No
     assert ids(await claim(store, now, limits=ClaimLimits(api_cap={"a": 1}))) == [again.run.id]
 
 
-async def test_recover_lapsed_leases(store: Store, clock: FakeClock) -> None:
+async def recover(store: Store, me: str) -> list[int]:
+    """Recovery by liveness alone (no same-host check): the runs it interrupted."""
+    return [old.id for old, _ in await store.recover(me, lease=LEASE, gone=lambda _: False)]
+
+
+async def test_recover_the_runs_of_processes_silent_past_their_lease(
+    store: Store, clock: FakeClock
+) -> None:
     now = clock.now()
+    await register(store, "renewing", "silent")
     await store.enqueue([request(target="t1"), request(target="t2")], now)
     (renewed,) = await claim(store, now, capacity=1, owner="renewing")
     (lapsing,) = await claim(store, now, capacity=1, owner="silent")
-    assert await store.recover(now + LEASE, lambda _: False) == []  # ends now: not lapsed yet
-    renewed_until = now + LEASE * 3
-    assert await store.renew_leases("renewing", renewed_until) == []
+    clock.set(now + LEASE)
+    assert await recover(store, "renewing") == []  # not past it yet
+    assert await beat(store, "renewing") == (True, ())
 
-    recovered = await store.recover(now + LEASE + timedelta(seconds=1), lambda _: False)
-    assert [old.id for old, _ in recovered] == [lapsing.id]
+    clock.set(now + LEASE + timedelta(seconds=1))
+    assert await recover(store, "renewing") == [lapsing.id]
     assert await state_of(store, lapsing.id) is RunState.INTERRUPTED
     assert await state_of(store, renewed.id) is RunState.RUNNING
+    assert await beat(store, "silent") == (False, ())  # it learns it lost its runs
 
-    assert await store.recover(renewed_until, lambda _: False) == []
-    recovered = await store.recover(renewed_until + timedelta(seconds=1), lambda _: False)
-    assert [old.id for old, _ in recovered] == [renewed.id]
-    assert await state_of(store, renewed.id) is RunState.INTERRUPTED
+    clock.set(now + LEASE * 2 + timedelta(seconds=1))
+    assert await recover(store, "renewing") == []  # never itself
+    assert await recover(store, "observer") == [renewed.id]
+    listed = {w.info.id: w.live for w in await store.workers(LEASE)}
+    assert listed == {"renewing": False, "silent": False}
+
+
+async def test_an_outcome_of_a_run_taken_over_writes_nothing(
+    store: Store, clock: FakeClock
+) -> None:
+    now = clock.now()
+    await store.ensure_sources(["s"], now)
+    await register(store, "paused")
+    await enqueue_one(store, request(), now)
+    (taken,) = await claim(store, now, owner="paused")
+    clock.set(now + LEASE + timedelta(seconds=1))
+    ((_, again),) = await store.recover("observer", lease=LEASE, gone=lambda _: False)
+    assert again is not None
+    (rerun,) = await claim(store, clock.now(), owner="observer")
+    assert rerun.id == again.run.id
+
+    late = Outcome(run=taken, state=RunState.SUCCEEDED, finished_at=clock.now())
+    turn = await complete(store, late)
+    assert turn.lost == [taken.id]
+    (stored,) = await store.get_runs([taken.id])
+    assert stored.state is RunState.INTERRUPTED
+    assert stored.continued_by == rerun.id
+    pair = await store.pair_status("s", "t1")
+    assert pair is not None and pair.last_success is None
 
 
 async def test_recover_joins_a_queued_follow_up(store: Store, clock: FakeClock) -> None:
@@ -137,7 +190,7 @@ async def test_recover_joins_a_queued_follow_up(store: Store, clock: FakeClock) 
     await enqueue_one(store, request(priority=1), now)
     (running,) = await claim(store, now)
     follow_up = await enqueue_one(store, request(priority=0), now)
-    ((old, again),) = await store.recover(now, lambda _: True)
+    ((old, again),) = await store.recover("me", lease=LEASE, gone=lambda _: True)
     assert again is not None
     assert old.id == running.id
     assert again.deduplicated
@@ -148,5 +201,5 @@ async def test_recover_joins_a_queued_follow_up(store: Store, clock: FakeClock) 
 
 async def test_recover_with_nothing_to_do(store: Store, clock: FakeClock) -> None:
     await enqueue_one(store, request(), clock.now())
-    assert await store.recover(clock.now(), lambda _: True) == []
+    assert await store.recover("me", lease=LEASE, gone=lambda _: True) == []
     assert len(await store.list_runs(state=RunState.QUEUED)) == 1
