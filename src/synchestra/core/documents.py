@@ -27,4 +27,5 @@ def run_document(run: Run) -> dict[str, Any]:
         "attempts": run.attempts,
         "error": run.error,
         "result": dict(run.result),
+        "worker": run.worker,
     }

@@ -99,6 +99,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._scheduling = False
+        self._working = False
         self._next_housekeeping: datetime | None = None
 
     # --- lifecycle ---------------------------------------------------------
@@ -119,9 +120,10 @@ class Dispatcher:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    def start(self, *, schedule: bool) -> None:
-        """Run the loop: claim and run work, and fire schedules when elected (``schedule``)."""
+    def start(self, *, schedule: bool, work: bool = True) -> None:
+        """Run the loop: claim and run work (``work``), fire schedules when elected."""
         self._scheduling = self._scheduling or schedule
+        self._working = self._working or work
         if not self.running:
             self._stopping.clear()
             self._loop_task = asyncio.create_task(self._loop(), name="synchestra-loop")
@@ -200,7 +202,11 @@ class Dispatcher:
     # --- the loop ----------------------------------------------------------
 
     async def _loop(self) -> None:
-        await self.presence.start(["worker", *(["scheduler"] if self._scheduling else [])])
+        roles = [
+            *(["worker"] if self._working else []),
+            *(["scheduler"] if self._scheduling else []),
+        ]
+        await self.presence.start(roles)
         try:
             # When stopping, go on until the runs still executing have been recorded.
             while not self._stopping.is_set() or self._finished or self._active:
@@ -223,7 +229,8 @@ class Dispatcher:
         if self._next_housekeeping is None or now >= self._next_housekeeping:
             await self._housekeeping(now)
         outcomes, self._finished = self._finished, []
-        capacity = 0 if self._stopping.is_set() else self.workers - len(self._active)
+        working = self._working and not self._stopping.is_set()
+        capacity = self.workers - len(self._active) if working else 0
         turn = await self.store.complete_and_claim(
             outcomes,
             now=now,

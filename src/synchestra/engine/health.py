@@ -12,13 +12,14 @@ none is, ``degraded`` in between.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from synchestra.core.events import HealthChanged
 from synchestra.core.models import Outcome, RunState
 from synchestra.core.status import SourceRow
+from synchestra.core.workers import WorkerStatus
 from synchestra.engine.sources import SourceSpec
 
 UNHEALTHY_AFTER = 3
@@ -37,15 +38,25 @@ Overall = Literal["ok", "degraded", "down"]
 
 
 @dataclass(frozen=True)
+class ProcessesHealth:
+    """The processes sharing the database: how many are live, which one schedules."""
+
+    live: int
+    scheduler: str | None
+
+
+@dataclass(frozen=True)
 class HealthReport:
     """Every source's verdict (sorted by name) and the aggregate (see the module docstring)."""
 
     status: Overall
     sources: Mapping[str, SourceHealth]
+    workers: ProcessesHealth | None = None
 
     @property
     def all_healthy(self) -> bool:
-        return self.status == "ok"
+        """Every source healthy (the processes may still leave the whole ``degraded``)."""
+        return all(verdict.healthy for verdict in self.sources.values())
 
 
 def source_state(row: SourceRow | None) -> str:
@@ -75,6 +86,20 @@ def judge(spec: SourceSpec | None, row: SourceRow | None, now: datetime) -> Sour
         stale = now - since > spec.stale_after
     healthy = not stale and failures < UNHEALTHY_AFTER
     return SourceHealth(healthy, state, last_success, failures, stale)
+
+
+def with_processes(
+    report: HealthReport, processes: Sequence[WorkerStatus], *, queued: int
+) -> HealthReport:
+    """``degraded`` (unless already worse) when no live process may fire schedules, or
+    runs are queued and no live process may run them."""
+    live = [process for process in processes if process.live]
+    holder = next((process.info.id for process in live if process.scheduler), None)
+    summary = ProcessesHealth(live=len(live), scheduler=holder)
+    may = {role for process in live for role in process.info.roles}
+    lacking = "scheduler" not in may or (queued > 0 and "worker" not in may)
+    status: Overall = "degraded" if lacking and report.status == "ok" else report.status
+    return replace(report, status=status, workers=summary)
 
 
 def aggregate(per_source: Mapping[str, SourceHealth]) -> HealthReport:

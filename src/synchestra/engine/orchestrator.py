@@ -33,10 +33,12 @@ from synchestra.core.models import (
     validate_target_key,
 )
 from synchestra.core.redact import Redactor
+from synchestra.core.workers import WorkerStatus
 from synchestra.engine import status as views
 from synchestra.engine.dispatcher import Dispatcher
 from synchestra.engine.eta import QueueEta, estimate
 from synchestra.engine.freshness import older_than
+from synchestra.engine.health import HealthReport
 from synchestra.engine.presence import Presence
 from synchestra.engine.sources import SourceSpec, spec_from_config, spec_from_function
 from synchestra.engine.status import SyncStatus
@@ -188,14 +190,14 @@ class Orchestrator:
             self._store = None
         self._dispatcher = None
 
-    def start(self, *, schedule: bool = True) -> None:
-        """Start the loop: claiming always; firing schedules when ``schedule`` and elected.
+    def start(self, *, schedule: bool = True, work: bool = True) -> None:
+        """Start the loop: claiming when ``work``; firing schedules when ``schedule`` and elected.
 
         The process registers itself first (``synchestra workers`` lists it).
         """
         if self.read_only:
             raise RuntimeError("a read-only orchestrator runs nothing")
-        self.dispatcher.start(schedule=schedule)
+        self.dispatcher.start(schedule=schedule, work=work)
 
     async def join(self, roles: Sequence[str]) -> None:
         """List this process with these roles (``"api"`` for a server) without running work."""
@@ -378,9 +380,21 @@ class Orchestrator:
             validate_target_key(target.key)
         await self.store.put_targets(targets, self.clock.now())
 
+    async def health(self) -> HealthReport:
+        """The sources' health, and whether live processes can run and schedule them."""
+        return await views.health(
+            self.store, self.sources, self.clock.now(), self.config.engine.lease
+        )
+
+    async def workers(self) -> list[WorkerStatus]:
+        """The processes sharing the database, live ones first (judged by ``[engine] lease``)."""
+        return await self.store.workers(self.config.engine.lease)
+
     async def sync_status(self) -> SyncStatus:
         """Every source's status and health, with the queue's ETA."""
-        status = await views.sync_status(self.store, self.sources, self.clock.now())
+        status = await views.sync_status(
+            self.store, self.sources, self.clock.now(), self.config.engine.lease
+        )
         return replace(status, eta=await self.eta())
 
     async def eta(self) -> QueueEta:

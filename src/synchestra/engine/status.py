@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from synchestra.core.errors import UnknownTarget
 from synchestra.core.models import RunState
 from synchestra.core.status import SourceRow
 from synchestra.engine.eta import QueueEta
-from synchestra.engine.health import HealthReport, aggregate, judge, source_state
+from synchestra.engine.health import (
+    HealthReport,
+    aggregate,
+    judge,
+    source_state,
+    with_processes,
+)
 from synchestra.engine.sources import SourceSpec
 from synchestra.store.abc import DataStore
 
@@ -88,20 +94,31 @@ def source_status(name: str, row: SourceRow | None) -> SourceStatus:
 
 
 async def sync_status(
-    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime
+    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime, lease: timedelta
 ) -> SyncStatus:
     """Every source's status and health (without the ETA: the orchestrator adds it)."""
     rows = await store.source_rows()
     listing = tuple(source_status(name, rows.get(name)) for name in sorted(sources))
-    verdicts = {name: judge(sources[name], rows.get(name), now) for name in sources}
-    return SyncStatus(listing, aggregate(verdicts))
+    return SyncStatus(listing, await _health(store, rows, sources, now, lease))
 
 
 async def health(
-    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime
+    store: DataStore, sources: Mapping[str, SourceSpec], now: datetime, lease: timedelta
 ) -> HealthReport:
-    rows = await store.source_rows()
-    return aggregate({name: judge(sources[name], rows.get(name), now) for name in sources})
+    """The sources' health, and whether the live processes can run and schedule them."""
+    return await _health(store, await store.source_rows(), sources, now, lease)
+
+
+async def _health(
+    store: DataStore,
+    rows: Mapping[str, SourceRow],
+    sources: Mapping[str, SourceSpec],
+    now: datetime,
+    lease: timedelta,
+) -> HealthReport:
+    report = aggregate({name: judge(sources[name], rows.get(name), now) for name in sources})
+    queued = sum(row.queued for row in rows.values())
+    return with_processes(report, await store.workers(lease), queued=queued)
 
 
 async def target_status(

@@ -13,6 +13,7 @@ from typing import Any
 from synchestra.core.documents import run_document
 from synchestra.core.durations import iso
 from synchestra.core.models import Enqueued, Target
+from synchestra.core.workers import WorkerStatus
 from synchestra.engine.eta import ApiEta, QueueEta
 from synchestra.engine.health import HealthReport, SourceHealth
 from synchestra.engine.status import SourceStatus, SyncStatus, TargetStatus
@@ -26,6 +27,8 @@ __all__ = [
     "sync_status_document",
     "target_document",
     "target_status_document",
+    "worker_document",
+    "workers_document",
 ]
 
 NO_API = "-"
@@ -62,11 +65,38 @@ def _source_health(verdict: SourceHealth) -> dict[str, Any]:
 
 def health_document(report: HealthReport) -> dict[str, Any]:
     """``GET /api/health``."""
-    return {
+    document: dict[str, Any] = {
         "status": report.status,
         "all_healthy": report.all_healthy,
         "sources": {name: _source_health(verdict) for name, verdict in report.sources.items()},
     }
+    if report.workers is not None:
+        document["workers"] = {
+            "live": report.workers.live,
+            "scheduler": report.workers.scheduler,
+        }
+    return document
+
+
+def worker_document(status: WorkerStatus) -> dict[str, Any]:
+    """One process as ``synchestra workers --json`` and ``GET /api/workers`` list it."""
+    return {
+        "id": status.info.id,
+        "host": status.info.host,
+        "pid": status.info.pid,
+        "roles": list(status.info.roles),
+        "started_at": iso(status.started_at),
+        "heartbeat_at": iso(status.heartbeat_at),
+        "running": status.running,
+        "capacity": status.info.capacity,
+        "version": status.info.version,
+        "scheduler": status.scheduler,
+        "live": status.live,
+    }
+
+
+def workers_document(statuses: Sequence[WorkerStatus]) -> dict[str, Any]:
+    return {"workers": [worker_document(status) for status in statuses]}
 
 
 def _source_status(status: SourceStatus) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from synchestra.config import ApiServerConfig
 from synchestra.core.errors import ConfigError
@@ -43,11 +44,32 @@ def api_token(
     )
 
 
-async def serve(orc: Orchestrator, settings: ApiServerConfig, token: str | None) -> None:
+@dataclass(frozen=True)
+class Roles:
+    """What ``serve`` does besides the API (``--no-scheduler``, ``--no-workers`` leave them out)."""
+
+    scheduler: bool = True
+    workers: bool = True
+
+
+async def serve(
+    orc: Orchestrator, settings: ApiServerConfig, token: str | None, roles: Roles = Roles()
+) -> None:
     """Run until SIGINT/SIGTERM (uvicorn catches them), then stop the orchestrator gracefully."""
     async with orc:
         app = create_app(orc, token=token)
         server = ApiServer(app, host=settings.host, port=settings.port, log_level="info")
-        orc.start(schedule=True)
+        await start_roles(orc, roles)
         await server.serve()
         await orc.stop()
+
+
+async def start_roles(orc: Orchestrator, roles: Roles) -> None:
+    """Listed with the API role; the loop runs when this process works or schedules.
+
+    With ``--no-workers`` the loop still runs (it may be the scheduler) but claims
+    nothing.
+    """
+    await orc.join(["api"])
+    if roles.workers or roles.scheduler:
+        orc.start(schedule=roles.scheduler, work=roles.workers)

@@ -215,7 +215,9 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
         assert gamma["sources"]["violations"]["state"] == "succeeded"
 
         # per-source status
-        status = sync_status_document(await views.sync_status(orc.store, orc.sources, clock.now()))
+        status = sync_status_document(
+            await views.sync_status(orc.store, orc.sources, clock.now(), orc.config.engine.lease)
+        )
         assert [s["source"] for s in status["sources"]] == ["carrier", "inspections", "violations"]
         assert status_of(status, "violations") | {"started_at": None, "completed_at": None} == {
             "source": "violations",
@@ -251,7 +253,9 @@ async def test_one_failing_and_one_hanging_source_fail_only_their_own_runs(
                 await views.target_status(orc.store, orc.sources, target.key)
             )
             assert status_after["success"] is True and status_after["errors"] == []
-        after = sync_status_document(await views.sync_status(orc.store, orc.sources, clock.now()))
+        after = sync_status_document(
+            await views.sync_status(orc.store, orc.sources, clock.now(), orc.config.engine.lease)
+        )
         assert {s["status"] for s in after["sources"]} == {"completed"}
 
 
@@ -433,11 +437,13 @@ async def test_not_configured_skips_the_run(database_url: str, clock: FakeClock)
         run = next(r for r in summary.runs if r.source == "unkeyed")
         assert run.state is RunState.SKIPPED
         assert run.error == "not configured: UNKEYED_TOKEN is not set"
-        status = sync_status_document(await views.sync_status(orc.store, orc.sources, clock.now()))
+        status = sync_status_document(
+            await views.sync_status(orc.store, orc.sources, clock.now(), orc.config.engine.lease)
+        )
         assert status_of(status, "unkeyed")["status"] == "completed"
         assert status["health"]["sources"]["unkeyed"]["state"] == "skipped"
         assert status["health"]["sources"]["unkeyed"]["healthy"] is True
-        assert status["health"]["status"] == "ok"
+        assert status["health"]["all_healthy"] is True
 
 
 async def test_required_api_credential_unset_skips_without_calling_the_source(
@@ -874,7 +880,9 @@ async def test_a_credential_in_an_error_never_reaches_runs_status_or_events(
                 await views.target_status(orc.store, orc.sources, "dot:1")
             ),
             "sources": sync_status_document(
-                await views.sync_status(orc.store, orc.sources, clock.now())
+                await views.sync_status(
+                    orc.store, orc.sources, clock.now(), orc.config.engine.lease
+                )
             ),
             "events": [event.to_dict() for event in events],
         }

@@ -11,6 +11,7 @@ database (auth, routing, the OpenAPI document) run on SQLite only (:data:`SQLITE
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -110,7 +111,9 @@ async def test_health_needs_no_token_and_no_token_means_no_auth(orc: Orchestrato
         response = await api.get("/api/health", headers={"Authorization": ""})
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok" and body["all_healthy"] is True
+    # No process runs or schedules anything yet: the sources are fine, the whole is not.
+    assert body["status"] == "degraded" and body["all_healthy"] is True
+    assert body["workers"] == {"live": 0, "scheduler": None}
     assert set(body["sources"]) == {"catalog", "profile"}
     assert set(body["sources"]["profile"]) == {
         "healthy",
@@ -122,6 +125,27 @@ async def test_health_needs_no_token_and_no_token_means_no_auth(orc: Orchestrato
     async with client_for(orc, token=None) as open_api:
         listed = await open_api.get("/api/targets", headers={"Authorization": ""})
     assert listed.status_code == 200
+
+
+async def test_health_is_ok_with_a_live_worker_and_scheduler(orc: Orchestrator) -> None:
+    orc.start(schedule=True)
+    await within(until_registered(orc))
+    async with client_for(orc) as api:
+        body = (await api.get("/api/health")).json()
+        listed = (await api.get("/api/workers")).json()["workers"]
+    assert orc.presence is not None
+    me = orc.presence.worker_id
+    assert body["status"] == "ok"
+    assert body["workers"] == {"live": 1, "scheduler": me}
+    (worker,) = listed
+    assert (worker["id"], worker["live"], worker["scheduler"]) == (me, True, True)
+    assert sorted(worker["roles"]) == ["scheduler", "worker"]
+    assert worker["capacity"] == orc.config.engine.workers
+
+
+async def until_registered(orc: Orchestrator) -> None:
+    while orc.presence is None or orc.presence.term is None:
+        await asyncio.sleep(0)
 
 
 async def test_health_is_503_when_down(database_url: str, clock: FakeClock) -> None:
@@ -255,7 +279,9 @@ async def test_sync_status(api: httpx.AsyncClient) -> None:
     assert by_name["catalog"]["status"] == "queued"
     assert by_name["catalog"]["queued"] == 1
     assert by_name["profile"]["status"] == "idle"
-    assert body["health"]["status"] == "ok"
+    # A run is queued and no live process may run it.
+    assert body["health"]["status"] == "degraded"
+    assert body["health"]["all_healthy"] is True
 
 
 # --- targets -----------------------------------------------------------------
@@ -529,7 +555,9 @@ async def test_runs_list_get_and_cancel(api: httpx.AsyncClient) -> None:
         "attempts",
         "error",
         "result",
+        "worker",
     }
+    assert runs[0]["worker"] is None  # queued: no process has it
     filtered = await api.get("/api/runs", params={"source": "profile", "target": "dot:1"})
     assert [(r["source"], r["target"]) for r in filtered.json()["runs"]] == [("profile", "dot:1")]
     limited = await api.get("/api/runs", params={"state": "queued", "limit": 1})

@@ -70,7 +70,9 @@ async def test_first_start_persists_next_fires_and_due_fires_queue_and_run(
             await fires_become(orc, {"every15": at(12, 15), "hourly": at(13, 0)})
             assert await orc.store.list_runs() == []  # starting does not fire
             status = sync_status_document(
-                await views.sync_status(orc.store, orc.sources, clock.now())
+                await views.sync_status(
+                    orc.store, orc.sources, clock.now(), orc.config.engine.lease
+                )
             )
             assert {s["source"]: s["next_run_at"] for s in status["sources"]} == {
                 "every15": iso(at(12, 15)),
@@ -233,7 +235,9 @@ async def test_fires_during_a_long_run_queue_at_most_one_follow_up(
             assert [r.state for r in runs] == [RunState.RUNNING, RunState.QUEUED]
             assert str(runs[1].id) == follow_up.data["id"]
             status = sync_status_document(
-                await views.sync_status(orc.store, orc.sources, clock.now())
+                await views.sync_status(
+                    orc.store, orc.sources, clock.now(), orc.config.engine.lease
+                )
             )
             (entry,) = status["sources"]
             assert (entry["status"], entry["queued"], entry["running"]) == ("running", 1, 1)

@@ -170,6 +170,7 @@ def test_runs_and_queued_runs() -> None:
         "attempts": 1,
         "error": None,
         "result": {"created": 3},
+        "worker": None,
     }
     assert queued_document([Enqueued(run, True)]) == {
         "runs": [

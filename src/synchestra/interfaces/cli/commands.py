@@ -35,10 +35,17 @@ from synchestra.core.models import (
     validate_target_key,
 )
 from synchestra.core.records import RecordQuery
+from synchestra.core.workers import WorkerStatus
 from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.summary import SyncSummary
-from synchestra.interfaces.cli.display import eta_line, print_sources, print_target, state_markup
+from synchestra.interfaces.cli.display import (
+    eta_line,
+    print_sources,
+    print_target,
+    print_workers,
+    state_markup,
+)
 from synchestra.interfaces.documents import (
     eta_document,
     record_document,
@@ -46,6 +53,7 @@ from synchestra.interfaces.documents import (
     sync_status_document,
     target_document,
     target_status_document,
+    workers_document,
 )
 
 app = typer.Typer(
@@ -85,9 +93,10 @@ def main() -> None:
         sys.exit(done.code)
 
 
-def _open(config: Path | None) -> Orchestrator:
+def _open(config: Path | None, *, read_only: bool = False) -> Orchestrator:
+    """The config's orchestrator; ``read_only`` for commands that change nothing."""
     path = resolve_config_path(config, os.environ, Path.cwd())
-    return Orchestrator.from_config(path)
+    return Orchestrator.from_config(path, read_only=read_only)
 
 
 def run_async(work: Callable[[], Awaitable[T]]) -> T:
@@ -226,7 +235,7 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Per-source status and health; with --target, that target's status."""
-    orc = _open(config)
+    orc = _open(config, read_only=True)
 
     async def read() -> dict[str, Any]:
         async with orc:
@@ -292,7 +301,7 @@ def targets_import(file: Path, config: ConfigOption = None) -> None:
 @targets_app.command("list")
 def targets_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """List every target."""
-    orc = _open(config)
+    orc = _open(config, read_only=True)
 
     async def read() -> list[Target]:
         async with orc:
@@ -343,7 +352,7 @@ def runs(
 ) -> None:
     """Run history, newest first."""
     chosen = _parsestate_markup(state) if state else None
-    orc = _open(config)
+    orc = _open(config, read_only=True)
 
     async def read() -> list[dict[str, Any]]:
         async with orc:
@@ -400,7 +409,7 @@ def records(
         limit=limit,
         cursor=cursor,
     )
-    orc = _open(config)
+    orc = _open(config, read_only=True)
 
     async def read() -> dict[str, Any]:
         async with orc:
@@ -433,7 +442,7 @@ def records(
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Validate a config and resolve every connector."""
-    orc = _open(config)
+    orc = _open(config, read_only=True)
     names = ", ".join(orc.sources) or "none"
     out.print(f"ok: {len(orc.sources)} sources ({names})", markup=False)
 
@@ -443,12 +452,65 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Serve the API without a token (loopback only).")
     ] = False,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Never fire schedules in this process.")
+    ] = False,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Never run syncs in this process.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Scheduler, workers and the HTTP API in one process, until SIGINT/SIGTERM."""
-    from synchestra.interfaces.serve import api_token
+    from synchestra.interfaces.serve import Roles, api_token
     from synchestra.interfaces.serve import serve as run_server
 
     orc = _open(config)
     token = api_token(orc.config.api_server, os.environ, no_auth=no_auth)
-    run_async(lambda: run_server(orc, orc.config.api_server, token))
+    roles = Roles(scheduler=not no_scheduler, workers=not no_workers)
+    run_async(lambda: run_server(orc, orc.config.api_server, token, roles))
+
+
+@app.command()
+def worker(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, max=10_000, help="Runs at once (default [engine] workers)."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Claim and run queued runs only (no scheduler, no HTTP API), until SIGINT/SIGTERM.
+
+    SIGTERM lets running runs finish within [engine] grace, then hands the rest back.
+    """
+    orc = _open(config)
+    if workers is not None:
+        orc.config = orc.config.model_copy(
+            update={"engine": orc.config.engine.model_copy(update={"workers": workers})}
+        )
+
+    async def work() -> None:
+        async with orc:
+            _stop_on_signals(orc)
+            orc.start(schedule=False)
+            await orc.stopped()
+            await orc.stop()
+
+    run_async(work)
+
+
+@app.command("workers")
+def workers_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """The processes sharing the database: live ones first, which one is the scheduler."""
+    orc = _open(config, read_only=True)
+
+    async def read() -> list[WorkerStatus]:
+        async with orc:
+            return await orc.workers()
+
+    found = run_async(read)
+    if as_json:
+        _print_json(workers_document(found))
+    else:
+        print_workers(out, workers_document(found))

@@ -85,3 +85,21 @@ def print_target(out: Console, document: Mapping[str, Any]) -> None:
             row["error"] or "",
         )
     out.print(table)
+
+
+def print_workers(out: Console, document: Mapping[str, Any]) -> None:
+    """``synchestra workers``: one row per process, live ones first."""
+    table = Table(title="workers", show_edge=False)
+    for column in ("id", "roles", "live", "scheduler", "running", "heartbeat", "started"):
+        table.add_column(column)
+    for row in document["workers"]:
+        table.add_row(
+            row["id"],
+            ",".join(row["roles"]),
+            "yes" if row["live"] else "[red]no[/red]",
+            "yes" if row["scheduler"] else "",
+            f"{row['running']}/{row['capacity']}",
+            short_time(row["heartbeat_at"]),
+            short_time(row["started_at"]),
+        )
+    out.print(table)

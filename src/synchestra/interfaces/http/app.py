@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces import dashboard
 from synchestra.interfaces.documents import health_document
@@ -63,7 +62,7 @@ health_router = APIRouter(tags=["health"])
 )
 async def health(orc: Orc) -> Any:
     # No docstring: it would become the operation's description in /openapi.json.
-    report = await views.health(orc.store, orc.sources, orc.clock.now())
+    report = await orc.health()
     document = health_document(report)
     if report.status == "down":
         return JSONResponse(document, status_code=503)

@@ -1,4 +1,4 @@
-"""Run history and cancellation: ``/api/runs...``."""
+"""Run history and cancellation: ``/api/runs...``; the processes that run them: ``/api/workers``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from synchestra.core.models import Run, RunState
-from synchestra.interfaces.documents import run_document
+from synchestra.interfaces.documents import run_document, workers_document
 from synchestra.interfaces.http.deps import Orc
 from synchestra.interfaces.http.errors import HttpProblem
-from synchestra.interfaces.http.schemas import RunList, RunOut, errors
+from synchestra.interfaces.http.schemas import RunList, RunOut, WorkerList, errors
 
 
 def _run_id(text: str) -> int:
@@ -62,3 +62,13 @@ async def get_run(orc: Orc, run_id: str) -> dict[str, Any]:
 )
 async def cancel_run(orc: Orc, run_id: str) -> dict[str, Any]:
     return run_document(_found(await orc.cancel(_run_id(run_id)), run_id))
+
+
+@router.get(
+    "/api/workers",
+    response_model=WorkerList,
+    tags=["workers"],
+    summary="the processes sharing the database",
+)
+async def list_workers(orc: Orc) -> dict[str, Any]:
+    return workers_document(await orc.workers())

@@ -119,10 +119,29 @@ class RunOut(BaseModel):
     attempts: int
     error: str | None
     result: dict[str, Any]
+    worker: str | None
 
 
 class RunList(BaseModel):
     runs: list[RunOut]
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    roles: list[str]
+    started_at: str
+    heartbeat_at: str
+    running: int
+    capacity: int
+    version: str
+    scheduler: bool
+    live: bool
+
+
+class WorkerList(BaseModel):
+    workers: list[WorkerOut]
 
 
 # TypedDicts, not models: a page of targets is serialized from plain dicts in one pass
@@ -195,10 +214,16 @@ class SourceHealthOut(BaseModel):
     stale: bool
 
 
+class ProcessesHealthOut(BaseModel):
+    live: int
+    scheduler: str | None
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
     all_healthy: bool
     sources: dict[str, SourceHealthOut]
+    workers: ProcessesHealthOut | None = None
 
 
 class SourceStatus(BaseModel):

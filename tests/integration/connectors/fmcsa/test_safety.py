@@ -103,7 +103,9 @@ async def test_credentials_appear_in_no_log_error_run_status_event_or_record(
             for key in ("dot:125550", "dot:44110")
         ]
         overall = sync_status_document(
-            await views.sync_status(orc.store, orc.sources, orc.clock.now())
+            await views.sync_status(
+                orc.store, orc.sources, orc.clock.now(), orc.config.engine.lease
+            )
         )
         stored = {kind: await records(orc, kind) for kind in ("carrier", "basic", "violation")}
 
