@@ -11,7 +11,6 @@ database (auth, routing, the OpenAPI document) run on SQLite only (:data:`SQLITE
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from api_helpers import AUTH, CATALOG_SIZE, SQLITE_ONLY, TOKEN, setup
-from engine_helpers import opened, within
+from engine_helpers import opened, until, within
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
 from synchestra.core.errors import InputError
@@ -129,7 +128,7 @@ async def test_health_needs_no_token_and_no_token_means_no_auth(orc: Orchestrato
 
 async def test_health_is_ok_with_a_live_worker_and_scheduler(orc: Orchestrator) -> None:
     orc.start(schedule=True)
-    await within(until_registered(orc))
+    await until(lambda: orc.presence is not None and orc.presence.term is not None, "election")
     async with client_for(orc) as api:
         body = (await api.get("/api/health")).json()
         listed = (await api.get("/api/workers")).json()["workers"]
@@ -141,11 +140,6 @@ async def test_health_is_ok_with_a_live_worker_and_scheduler(orc: Orchestrator) 
     assert (worker["id"], worker["live"], worker["scheduler"]) == (me, True, True)
     assert sorted(worker["roles"]) == ["scheduler", "worker"]
     assert worker["capacity"] == orc.config.engine.workers
-
-
-async def until_registered(orc: Orchestrator) -> None:
-    while orc.presence is None or orc.presence.term is None:
-        await asyncio.sleep(0)
 
 
 async def test_health_is_503_when_down(database_url: str, clock: FakeClock) -> None:
