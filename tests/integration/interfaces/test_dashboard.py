@@ -14,7 +14,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from engine_helpers import opened, within
+from engine_helpers import opened, until, within
 from synchestra.connectors.context import SyncContext
 from synchestra.core.clock import FakeClock
 from synchestra.core.events import AlertRaised, RecordsChanged, RunProgress, RunRef
@@ -114,7 +114,7 @@ async def test_a_forged_cookie_is_refused(orc: Orchestrator) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/ui/sources", "/ui/grid", "/ui/timeline", "/ui/targets/dot:1", "/ui/events"],
+    ["/ui/sources", "/ui/workers", "/ui/grid", "/ui/timeline", "/ui/targets/dot:1", "/ui/events"],
 )
 async def test_fragments_and_events_need_a_session(orc: Orchestrator, path: str) -> None:
     async with browser(orc) as client:
@@ -150,6 +150,23 @@ async def test_sync_now_queues_every_target_of_a_source(
     sources = (await signed_in.get("/ui/sources")).text
     row = re.search(r'<tr data-source="profile">.*?</tr>', sources, re.S)
     assert row is not None and "2 / 0" in row.group(0)  # queued / running
+
+
+async def test_the_processes_panel_shows_each_process_and_the_scheduler(
+    signed_in: httpx.AsyncClient, orc: Orchestrator
+) -> None:
+    empty = (await signed_in.get("/ui/workers")).text
+    assert "no process runs or schedules syncs" in empty
+    orc.start(schedule=True)
+    await until(lambda: orc.presence is not None and orc.presence.term is not None, "election")
+    assert orc.presence is not None
+    panel = (await signed_in.get("/ui/workers")).text
+    row = re.search(r'<tr data-worker="([^"]+)">.*?</tr>', panel, re.S)
+    assert row is not None and row.group(1) == orc.presence.worker_id
+    assert "scheduler" in row.group(0) and "live" in row.group(0)
+    assert f"0 / {orc.config.engine.workers}" in row.group(0)  # running / capacity
+    page = (await signed_in.get("/")).text
+    assert orc.presence.worker_id in page
 
 
 async def test_actions_need_the_dashboard_header(

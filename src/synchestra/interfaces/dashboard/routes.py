@@ -24,7 +24,11 @@ from synchestra.engine import status as views
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.interfaces.dashboard import carrier, grid, timeline
 from synchestra.interfaces.dashboard.session import Session
-from synchestra.interfaces.documents import sync_status_document, target_status_document
+from synchestra.interfaces.documents import (
+    sync_status_document,
+    target_status_document,
+    workers_document,
+)
 from synchestra.interfaces.sse import parse_last_id, stream_response
 
 HERE = Path(__file__).parent
@@ -149,6 +153,7 @@ async def _page_context(board: Dashboard) -> dict[str, Any]:
         "timeline": await _timeline(board.orc, TIMELINE_SPANS[0], _default_lanes(board.orc)),
         "spans": TIMELINE_SPANS,
         "alerts": _alerts(board.orc),
+        "workers": workers_document(await board.orc.workers()),
         "auth": board.session.required,
     }
 
@@ -169,6 +174,15 @@ async def alerts_fragment(request: Request, board: Board) -> Response:
     if refused := board.denied(request):
         return refused
     return board.render(request, "_alerts.html", alerts=_alerts(board.orc))
+
+
+@router.get("/ui/workers", response_class=HTMLResponse)
+async def workers_fragment(request: Request, board: Board) -> Response:
+    """The processes sharing the database: heartbeat age, running / capacity, the scheduler."""
+    if refused := board.denied(request):
+        return refused
+    workers = workers_document(await board.orc.workers())
+    return board.render(request, "_workers.html", workers=workers)
 
 
 @router.get("/ui/sources", response_class=HTMLResponse)

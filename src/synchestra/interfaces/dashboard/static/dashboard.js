@@ -106,4 +106,5 @@ document.getElementById("search").addEventListener("input", debounce(() => {
 }, 250));
 
 setInterval(refreshTimeline, 10000);  // the time axis moves even when nothing happens
+setInterval(() => fetchFragment("/ui/workers", "workers"), 5000);  // heartbeats send no events
 listen();
