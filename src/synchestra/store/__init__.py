@@ -27,6 +27,7 @@ from synchestra.core.status import GridPage, PairStatus, SourceRow
 from synchestra.store import completion, overview, queue, records, runs, status, targets, versions
 from synchestra.store.abc import DataStore, RecordStore
 from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
+from synchestra.store.failures import retry_conflicts
 
 __all__ = ["DataStore", "RecordStore", "Store"]
 
@@ -71,10 +72,12 @@ class Store(DataStore):
 
     # --- queue -------------------------------------------------------------
 
+    @retry_conflicts
     async def enqueue(self, requests: Sequence[RunRequest], now: datetime) -> list[Enqueued]:
         async with self._writing() as conn:
             return await queue.enqueue(conn, requests, now, self.aging)
 
+    @retry_conflicts
     async def complete_and_claim(
         self,
         outcomes: Sequence[Outcome],
@@ -86,22 +89,26 @@ class Store(DataStore):
         lease: timedelta,
     ) -> Turn:
         async with self._writing() as conn:
+            if outcomes or capacity > 0:
+                await lock_for_claim(conn)  # first: the lock order (see .database)
             turn = await completion.complete(conn, outcomes, self.aging)
             if capacity > 0:
-                await lock_for_claim(conn)
                 turn.claimed = await completion.claim_with_inputs(
                     conn, now=now, capacity=capacity, limits=limits, owner=owner, lease=lease
                 )
             return turn
 
+    @retry_conflicts
     async def cancel(self, run_id: int, now: datetime) -> Run | None:
         async with self._writing() as conn:
             return await completion.cancel(conn, run_id, now)
 
+    @retry_conflicts
     async def renew_leases(self, owner: str, until: datetime) -> list[int]:
         async with self._writing() as conn:
             return await queue.renew_leases(conn, owner, until)
 
+    @retry_conflicts
     async def recover(
         self, now: datetime, owner_is_dead: Callable[[str], bool]
     ) -> list[tuple[Run, Enqueued | None]]:
@@ -154,6 +161,7 @@ class Store(DataStore):
 
     # --- status ------------------------------------------------------------
 
+    @retry_conflicts
     async def ensure_sources(self, names: Sequence[str], now: datetime) -> None:
         async with self._writing() as conn:
             await status.ensure_sources(conn, names, now)
@@ -162,10 +170,12 @@ class Store(DataStore):
         async with self.engine.connect() as conn:
             return await status.source_rows(conn)
 
+    @retry_conflicts
     async def set_next_fire(self, source: str, next_fire_at: datetime | None) -> None:
         async with self._writing() as conn:
             await status.set_next_fire(conn, source, next_fire_at, None)
 
+    @retry_conflicts
     async def fire(
         self,
         source: str,
@@ -176,6 +186,7 @@ class Store(DataStore):
         now: datetime,
     ) -> list[Enqueued] | None:
         async with self._writing() as conn:
+            await lock_for_claim(conn)  # it writes source_state, then runs: one order
             if not await status.advance_fire(conn, source, due, following):
                 return None
             return await queue.enqueue(conn, requests, now, self.aging)
@@ -197,6 +208,7 @@ class Store(DataStore):
 
     # --- targets -----------------------------------------------------------
 
+    @retry_conflicts
     async def put_targets(self, items: Sequence[Target], now: datetime) -> None:
         async with self._writing() as conn:
             await targets.put(conn, items, now)
@@ -217,18 +229,21 @@ class Store(DataStore):
         async with self.engine.connect() as conn:
             return await targets.keys(conn)
 
+    @retry_conflicts
     async def remove_target(self, key: str, now: datetime) -> bool:
         async with self._writing() as conn:
             return await targets.remove(conn, key, now)
 
     # --- records -----------------------------------------------------------
 
+    @retry_conflicts
     async def upsert_records(
         self, scope: RecordScope, rows: Sequence[tuple[str, Mapping[str, Any]]], now: datetime
     ) -> ChangeCounts:
         async with self._writing() as conn:
             return await records.upsert(conn, scope, rows, now)
 
+    @retry_conflicts
     async def mark_missing_deleted(self, scope: RecordScope, now: datetime) -> int:
         async with self._writing() as conn:
             return await records.mark_missing_deleted(conn, scope, now)
