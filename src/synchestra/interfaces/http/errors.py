@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from synchestra.core.errors import InputError, UnknownSource
@@ -112,9 +113,19 @@ def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return answer(503, "database unavailable", "the database does not answer; try again later")
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """A database or connection error: 503 when the database is away, else a bug (500).
+
+    Registered for these classes, not left to the ``Exception`` handler: Starlette
+    answers with that one and then re-raises, so uvicorn logs a traceback per request.
+    """
     if is_unavailable(exc):
         return database_unavailable(request, exc)
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return answer(500, "internal error")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return answer(500, "internal error")
 
@@ -125,4 +136,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(InputError, _input)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(OSError, _database)
     app.add_exception_handler(Exception, _unexpected)
