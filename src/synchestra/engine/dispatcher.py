@@ -43,10 +43,12 @@ from synchestra.core.records import ChangeCounts
 from synchestra.core.status import PairStatus
 from synchestra.core.workers import SchedulerTerm
 from synchestra.engine import attempt, firing, health
+from synchestra.engine.backoff import STOP_PATIENCE, Backoff
 from synchestra.engine.eta import CostBook
 from synchestra.engine.presence import Presence
 from synchestra.engine.sources import SourceSpec
 from synchestra.store.abc import DataStore
+from synchestra.store.failures import is_unavailable
 from synchestra.upstream.apis import Apis
 from synchestra.upstream.client import CURRENT_TALLY, RequestTally
 
@@ -101,6 +103,7 @@ class Dispatcher:
         self._scheduling = False
         self._working = False
         self._next_housekeeping: datetime | None = None
+        self._give_up_at: datetime | None = None
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -206,20 +209,60 @@ class Dispatcher:
             *(["worker"] if self._working else []),
             *(["scheduler"] if self._scheduling else []),
         ]
-        await self.presence.start(roles)
-        try:
-            # When stopping, go on until the runs still executing have been recorded.
-            while not self._stopping.is_set() or self._finished or self._active:
-                self._wake.clear()
+        joined = False
+        backoff = Backoff()
+        # When stopping, go on until the runs still executing have been recorded.
+        while not self._stopping.is_set() or self._finished or self._active:
+            self._wake.clear()
+            try:
+                if not joined:  # registered once the database answers (it may be away now)
+                    await self.presence.start(roles)
+                    joined = True
                 busy = await self._turn()
                 if busy:
                     await asyncio.sleep(0)
                 elif not self._finished and (self._active or not self._stopping.is_set()):
                     await self._idle()
-        except Exception:
-            log.exception("the synchestra loop crashed; stopping")
-            self._stopping.set()
-            raise
+            except Exception as error:
+                if not self._survive(error, backoff):
+                    return
+                await self.clock.sleep(backoff.next())
+                continue
+            if backoff.outage:
+                log.warning("the database answers again; the synchestra loop resumes")
+            backoff.reset()
+            self._give_up_at = None
+
+    def _survive(self, error: Exception, backoff: Backoff) -> bool:
+        """Log a failed turn once per streak; False when stopping has waited long enough.
+
+        Database errors are an outage: one warning line, then quiet retries. Any
+        other error is a bug of ours: logged with its traceback (again when it
+        changes), and the loop goes on with the same backoff rather than leave
+        the API serving in front of a dead engine. The outcomes of that turn
+        were put back (see :meth:`_turn`) and are recorded on a later one.
+        """
+        first = backoff.failures == 0
+        if is_unavailable(error):
+            if first or not backoff.outage:
+                log.warning(
+                    "the database is unavailable (%s); the synchestra loop retries with "
+                    "backoff until it answers",
+                    attempt.describe(error, self.apis.redactor).splitlines()[0][:300],
+                )
+            backoff.outage = True
+        elif backoff.note(error):
+            log.exception("the synchestra loop failed; it retries with backoff")
+        if self._stopping.is_set():
+            now = self.clock.now()
+            self._give_up_at = self._give_up_at or now + STOP_PATIENCE
+            if now >= self._give_up_at:
+                log.error(
+                    "stopping without recording %d finished runs: the database did not answer",
+                    len(self._finished),
+                )
+                return False
+        return True
 
     async def _turn(self) -> bool:
         """One pass: fire schedules, record finished attempts, claim; True if saturated."""
@@ -231,13 +274,17 @@ class Dispatcher:
         outcomes, self._finished = self._finished, []
         working = self._working and not self._stopping.is_set()
         capacity = self.workers - len(self._active) if working else 0
-        turn = await self.store.complete_and_claim(
-            outcomes,
-            now=now,
-            capacity=capacity,
-            limits=self._claim_limits(now),
-            owner=self.presence.worker_id,
-        )
+        try:
+            turn = await self.store.complete_and_claim(
+                outcomes,
+                now=now,
+                capacity=capacity,
+                limits=self._claim_limits(now),
+                owner=self.presence.worker_id,
+            )
+        except BaseException:
+            self._finished[:0] = outcomes  # not recorded: kept for the next turn
+            raise
         self._announce(outcomes, turn)
         self.announce_queued(turn.requeued)
         for item in turn.claimed:

@@ -40,6 +40,7 @@ from synchestra.store import (
 )
 from synchestra.store.abc import DataStore, RecordStore
 from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
+from synchestra.store.failures import retry_conflicts
 
 __all__ = ["DataStore", "RecordStore", "Store"]
 
@@ -103,10 +104,12 @@ class Store(DataStore):
 
     # --- queue -------------------------------------------------------------
 
+    @retry_conflicts
     async def enqueue(self, requests: Sequence[RunRequest], now: datetime) -> list[Enqueued]:
         async with self._writing() as conn:
             return await queue.enqueue(conn, requests, now, self.aging)
 
+    @retry_conflicts
     async def complete_and_claim(
         self,
         outcomes: Sequence[Outcome],
@@ -117,14 +120,16 @@ class Store(DataStore):
         owner: str,
     ) -> Turn:
         async with self._writing() as conn:
+            if outcomes or capacity > 0:
+                await lock_for_claim(conn)  # first: the lock order (see .database)
             turn = await completion.complete(conn, outcomes, self.aging)
             if capacity > 0:
-                await lock_for_claim(conn)
                 turn.claimed = await completion.claim_with_inputs(
                     conn, now=now, capacity=capacity, limits=limits, owner=owner
                 )
             return turn
 
+    @retry_conflicts
     async def cancel(self, run_id: int, now: datetime) -> Run | None:
         async with self._writing() as conn:
             return await completion.cancel(conn, run_id, now)
@@ -135,10 +140,12 @@ class Store(DataStore):
         async with self.engine.connect() as conn:
             return await self._now(conn)
 
+    @retry_conflicts
     async def register_worker(self, info: WorkerInfo) -> None:
         async with self._writing() as conn:
             await workers.register(conn, info, await self._now(conn))
 
+    @retry_conflicts
     async def heartbeat(
         self, worker_id: str, *, running: int, lease: timedelta, roles: Sequence[str]
     ) -> Beat:
@@ -152,6 +159,7 @@ class Store(DataStore):
                 alive=True, cancel=await workers.cancel_requests(conn, worker_id), term=term
             )
 
+    @retry_conflicts
     async def unregister_worker(self, worker_id: str) -> None:
         async with self._writing() as conn:
             await workers.unregister(conn, worker_id)
@@ -160,6 +168,7 @@ class Store(DataStore):
         async with self.engine.connect() as conn:
             return await workers.listing(conn, await self._now(conn), lease)
 
+    @retry_conflicts
     async def recover(
         self, me: str, *, lease: timedelta, gone: Callable[[WorkerInfo], bool]
     ) -> list[tuple[Run, Enqueued | None]]:
@@ -215,6 +224,7 @@ class Store(DataStore):
 
     # --- status ------------------------------------------------------------
 
+    @retry_conflicts
     async def ensure_sources(self, names: Sequence[str], now: datetime) -> None:
         async with self._writing() as conn:
             await status.ensure_sources(conn, names, now)
@@ -223,10 +233,12 @@ class Store(DataStore):
         async with self.engine.connect() as conn:
             return await status.source_rows(conn)
 
+    @retry_conflicts
     async def set_next_fire(self, source: str, next_fire_at: datetime | None) -> None:
         async with self._writing() as conn:
             await status.set_next_fire(conn, source, next_fire_at, None)
 
+    @retry_conflicts
     async def fire(
         self,
         source: str,
@@ -238,6 +250,7 @@ class Store(DataStore):
         term: SchedulerTerm | None = None,
     ) -> list[Enqueued] | None:
         async with self._writing() as conn:
+            await lock_for_claim(conn)  # it writes source_state, then runs: one order
             if term is not None and not await workers.holds(conn, term, await self._now(conn)):
                 return None
             if not await status.advance_fire(conn, source, due, following):
@@ -261,6 +274,7 @@ class Store(DataStore):
 
     # --- targets -----------------------------------------------------------
 
+    @retry_conflicts
     async def put_targets(self, items: Sequence[Target], now: datetime) -> None:
         async with self._writing() as conn:
             await targets.put(conn, items, now)
@@ -281,12 +295,14 @@ class Store(DataStore):
         async with self.engine.connect() as conn:
             return await targets.keys(conn)
 
+    @retry_conflicts
     async def remove_target(self, key: str, now: datetime) -> bool:
         async with self._writing() as conn:
             return await targets.remove(conn, key, now)
 
     # --- records -----------------------------------------------------------
 
+    @retry_conflicts
     async def upsert_records(
         self,
         scope: RecordScope,
@@ -300,6 +316,7 @@ class Store(DataStore):
                 raise LeaseLost(fence.run_id)
             return await records.upsert(conn, scope, rows, now)
 
+    @retry_conflicts
     async def mark_missing_deleted(self, scope: RecordScope, now: datetime) -> int:
         async with self._writing() as conn:
             return await records.mark_missing_deleted(conn, scope, now)

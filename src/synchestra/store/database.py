@@ -5,10 +5,23 @@ SQLite gets WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for write transactions
 (the writer lock taken at the start, so two writers never deadlock on upgrade)
 while reads begin deferred and run beside the writer; see :func:`for_writing`;
 PostgreSQL serialises claims with a transaction-level advisory lock.
+
+Lock order (PostgreSQL): a write transaction that takes the claim lock takes
+it first, before it touches any row; then it writes runs, pair_status,
+source_state (and records last). Every other write transaction touches one of
+these tables only. Deadlocks that remain possible (two transactions updating
+several rows of one table in different orders) are retried whole by
+:func:`.failures.retry_conflicts`. Migrations run under a lock of their own
+(:func:`migrate`), so processes starting together create the schema once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +38,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 CLAIM_LOCK_ID = 0x5A1C_0001
 """The PostgreSQL advisory lock that serialises claims across processes."""
+MIGRATION_LOCK_ID = 0x5A1C_0002
+"""The PostgreSQL session-level advisory lock held while one process migrates."""
 
 
 WRITE_OPTION = "synchestra_write"
@@ -103,9 +118,45 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
-    async with for_writing(engine).begin() as connection:
+    """Bring the schema to the newest revision (idempotent), one process at a time.
+
+    Without the lock, processes starting together on an empty PostgreSQL
+    database each ran ``CREATE TABLE alembic_version`` and all but one died on a
+    duplicate key in the catalog.
+    """
+    if engine.dialect.name == "postgresql":
+        await _migrate_postgresql(engine)
+        return
+    async with _file_lock(engine.url.database), for_writing(engine).begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+async def _migrate_postgresql(engine: AsyncEngine) -> None:
+    """Migrate holding a session-level advisory lock on the migrating connection."""
+    async with engine.connect() as connection:
+        lock = {"id": MIGRATION_LOCK_ID}
+        await connection.execute(text("SELECT pg_advisory_lock(:id)"), lock)
+        await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock(:id)"), lock)
+            await connection.commit()
+
+
+@asynccontextmanager
+async def _file_lock(database: str | None) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``<database>.lock`` beside a SQLite file (none in memory)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    descriptor = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _upgrade(connection: Connection) -> None:

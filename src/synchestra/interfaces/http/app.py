@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from synchestra.engine.orchestrator import Orchestrator
@@ -24,6 +24,7 @@ from synchestra.interfaces.http.deps import Orc
 from synchestra.interfaces.http.schemas import Health
 from synchestra.interfaces.http.schemas import errors as error_codes
 from synchestra.interfaces.metrics import Metrics
+from synchestra.store.failures import is_unavailable
 
 API_ROUTERS = (routes_sync.router, routes_targets.router, routes_runs.router, routes_events.router)
 """Every ``/api`` router but the health route's: they need the token, when there is one."""
@@ -52,6 +53,8 @@ def create_app(orchestrator: Orchestrator, *, token: str | None) -> FastAPI:
 
 
 health_router = APIRouter(tags=["health"])
+DOWN = {"status": "down", "all_healthy": False, "sources": {}}
+"""``/api/health`` while the database does not answer: nothing can be judged, nothing runs."""
 
 
 @health_router.get(
@@ -60,9 +63,15 @@ health_router = APIRouter(tags=["health"])
     responses=error_codes(503) | {503: {"model": Health, "description": "down"}},
     summary="health of every source (no auth)",
 )
-async def health(orc: Orc) -> Any:
+async def health(request: Request, orc: Orc) -> Any:
     # No docstring: it would become the operation's description in /openapi.json.
-    report = await orc.health()
+    try:
+        report = await orc.health()
+    except Exception as error:  # the database is away: the engine is down, in health's shape
+        if not is_unavailable(error):
+            raise
+        errors.database_unavailable(request, error)
+        return JSONResponse(DOWN, status_code=503)
     document = health_document(report)
     if report.status == "down":
         return JSONResponse(document, status_code=503)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from synchestra.core.errors import InputError, UnknownSource
 from synchestra.interfaces.sse import BadStreamRequest
+from synchestra.store.failures import is_unavailable
 
 log = logging.getLogger("synchestra.interfaces.http")
 
@@ -88,6 +91,40 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return answer(exc.status_code, error, None, exc.headers)
 
 
+UNAVAILABLE_LOG_EVERY = 60.0
+"""Seconds between two log lines about requests the database could not answer."""
+_last_unavailable_log = [float("-inf")]
+
+
+def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is away: an outage is not a bug, so no 500 and no traceback.
+
+    One line in the log per :data:`UNAVAILABLE_LOG_EVERY`, not one per request.
+    """
+    now = time.monotonic()
+    if now - _last_unavailable_log[0] >= UNAVAILABLE_LOG_EVERY:
+        _last_unavailable_log[0] = now
+        log.warning(
+            "the database is unavailable; answering 503 (%s %s: %s)",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+    return answer(503, "database unavailable", "the database does not answer; try again later")
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """A database or connection error: 503 when the database is away, else a bug (500).
+
+    Registered for these classes, not left to the ``Exception`` handler: Starlette
+    answers with that one and then re-raises, so uvicorn logs a traceback per request.
+    """
+    if is_unavailable(exc):
+        return database_unavailable(request, exc)
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return answer(500, "internal error")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return answer(500, "internal error")
@@ -99,4 +136,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(InputError, _input)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(OSError, _database)
     app.add_exception_handler(Exception, _unexpected)
