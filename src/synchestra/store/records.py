@@ -41,6 +41,10 @@ def content_hash(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+RECORD_LOCK_SPACE = 0x5A1C
+"""The first key of the two-int advisory locks that serialise upserts of one scope."""
+
+
 async def upsert(
     conn: AsyncConnection,
     scope: RecordScope,
@@ -54,6 +58,7 @@ async def upsert(
     """
     latest = {key: dict(data) for key, data in rows}
     _refuse_unstorable(scope.kind, latest)
+    await _lock_scope(conn, scope)
     counts = ChangeCounts()
     keys = list(latest)
     since_analyze = 0
@@ -79,6 +84,22 @@ def _refuse_unstorable(kind: str, keys: Iterable[str]) -> None:
         raise InputError(
             f"invalid record kind or key {bad!r}: use text without NUL characters "
             "or lone surrogates"
+        )
+
+
+async def _lock_scope(conn: AsyncConnection, scope: RecordScope) -> None:
+    """One upsert per (kind, target) at a time, across processes.
+
+    Two processes storing the same new key at once would both find it missing
+    and both insert it (a unique violation on PostgreSQL). SQLite's writer lock
+    already serialises them; on PostgreSQL a transaction-level advisory lock on
+    the scope does (its own key space: the claim and migration locks use the
+    one-bigint form).
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:scope))"),
+            {"space": RECORD_LOCK_SPACE, "scope": f"{scope.kind}\x1f{scope.target or ''}"},
         )
 
 

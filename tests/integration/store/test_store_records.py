@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from store_helpers import (
 from synchestra.core.clock import FakeClock
 from synchestra.core.errors import InputError
 from synchestra.core.models import Outcome, RunState
-from synchestra.core.records import RecordQuery
+from synchestra.core.records import RecordQuery, RecordScope
 from synchestra.store import Store
 
 # --- records --------------------------------------------------------------------
@@ -48,6 +49,28 @@ async def test_upsert_counts_created_updated_unchanged(store: Store, clock: Fake
     assert found["d"]["first_seen"] == t1
     assert all(r["deleted_at"] is None for r in found.values())
     assert all(r["target"] == "dot:1" and r["source"] == "violations" for r in found.values())
+
+
+async def test_concurrent_upserts_of_the_same_new_keys_create_each_once(
+    database_url: str, clock: FakeClock
+) -> None:
+    """Two processes storing the same new records at once (two stores, two pools)."""
+    first = await Store.open(database_url, database_clock=clock)
+    second = await Store.open(database_url, database_clock=clock)
+    scope = RecordScope("profile", "t1", "s", run_id=1, attempt=1)
+    rows = [(str(key), {"v": key}) for key in range(1_200)]
+    try:
+        one, two = await asyncio.gather(
+            first.upsert_records(scope, rows, clock.now()),
+            second.upsert_records(scope, rows, clock.now()),
+        )
+        assert sorted([one.created, two.created]) == [0, 1_200]
+        assert one.unchanged + two.unchanged == 1_200
+        page, _ = await first.list_records(RecordQuery("profile", "t1", limit=10_000))
+        assert len(page) == 1_200
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_upsert_is_idempotent(store: Store, clock: FakeClock) -> None:
