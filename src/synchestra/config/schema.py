@@ -288,6 +288,9 @@ class EngineConfig(_Model):
     lease: PositiveDuration = timedelta(seconds=60)
     # How often a process renews its liveness (at most lease / 3).
     heartbeat: PositiveDuration = timedelta(seconds=10)
+    # PostgreSQL: wake the other processes with LISTEN/NOTIFY (false behind a
+    # transaction pooler such as pgbouncer: polling only).
+    notify: bool = True
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> EngineConfig:

@@ -44,6 +44,7 @@ from synchestra.engine.sources import SourceSpec, spec_from_config, spec_from_fu
 from synchestra.engine.status import SyncStatus
 from synchestra.engine.summary import SyncSummary, summarize
 from synchestra.store import Store
+from synchestra.store.wakeups import Listener
 from synchestra.upstream.apis import Apis
 
 WAIT_POLL = timedelta(milliseconds=500)
@@ -90,6 +91,7 @@ class Orchestrator:
         )
         self._store: Store | None = None
         self._dispatcher: Dispatcher | None = None
+        self._listener: Listener | None = None
 
     # --- building ----------------------------------------------------------
 
@@ -169,6 +171,8 @@ class Orchestrator:
             lease=engine.lease,
             heartbeat=engine.heartbeat,
         )
+        if not self.read_only and engine.notify:
+            self._listener = await self._store.listen(self._notified)
         self._dispatcher = Dispatcher(
             store=self._store,
             sources=self.sources,
@@ -182,8 +186,17 @@ class Orchestrator:
         await self._dispatcher.prepare(now)
         return self
 
+    def _notified(self) -> None:
+        """Another process queued, cancelled or ended runs: look now, not at the next poll."""
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
+            self._dispatcher.progressed.set()
+
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self.apis.aclose()
         if self._store is not None:
             await self._store.close()

@@ -36,11 +36,13 @@ from synchestra.store import (
     status,
     targets,
     versions,
+    wakeups,
     workers,
 )
 from synchestra.store.abc import DataStore, RecordStore
 from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
 from synchestra.store.failures import retry_conflicts
+from synchestra.store.wakeups import Listener
 
 __all__ = ["DataStore", "RecordStore", "Store"]
 
@@ -102,11 +104,22 @@ class Store(DataStore):
     async def close(self) -> None:
         await self.engine.dispose()
 
+    async def listen(self, on_notice: Callable[[], None]) -> Listener:
+        """Call ``on_notice`` when another process queued, cancelled or ended runs.
+
+        A hint on PostgreSQL (``LISTEN`` on a connection of its own); nothing on
+        SQLite. Close the listener before the store.
+        """
+        listener = Listener(self.engine, on_notice)
+        await listener.open()
+        return listener
+
     # --- queue -------------------------------------------------------------
 
     @retry_conflicts
     async def enqueue(self, requests: Sequence[RunRequest], now: datetime) -> list[Enqueued]:
         async with self._writing() as conn:
+            await wakeups.announce(conn)
             return await queue.enqueue(conn, requests, now, self.aging)
 
     @retry_conflicts
@@ -127,11 +140,14 @@ class Store(DataStore):
                 turn.claimed = await completion.claim_with_inputs(
                     conn, now=now, capacity=capacity, limits=limits, owner=owner
                 )
+            if outcomes:  # a waiter elsewhere may be waiting for one of them
+                await wakeups.announce(conn)
             return turn
 
     @retry_conflicts
     async def cancel(self, run_id: int, now: datetime) -> Run | None:
         async with self._writing() as conn:
+            await wakeups.announce(conn)
             return await completion.cancel(conn, run_id, now)
 
     # --- the processes -------------------------------------------------------
@@ -255,6 +271,7 @@ class Store(DataStore):
                 return None
             if not await status.advance_fire(conn, source, due, following):
                 return None
+            await wakeups.announce(conn)
             return await queue.enqueue(conn, requests, now, self.aging)
 
     async def run_inputs(

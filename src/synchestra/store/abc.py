@@ -25,6 +25,7 @@ from synchestra.core.models import Backlog, Enqueued, Outcome, Run, RunRequest, 
 from synchestra.core.records import ChangeCounts, Record, RecordQuery, RecordScope
 from synchestra.core.status import GridPage, PairStatus, SourceRow
 from synchestra.core.workers import Beat, Fence, SchedulerTerm, WorkerInfo, WorkerStatus
+from synchestra.store.wakeups import Listener
 
 
 class RecordStore(ABC):
@@ -71,6 +72,15 @@ class DataStore(RecordStore):
     @abstractmethod
     async def close(self) -> None:
         """Release the connections; the store is not used afterwards."""
+
+    @abstractmethod
+    async def listen(self, on_notice: Callable[[], None]) -> Listener:
+        """Call ``on_notice`` when another process queued, cancelled or ended runs.
+
+        A hint, never a guarantee (callers still poll): PostgreSQL ``LISTEN`` on
+        a connection of its own, the writes' ``NOTIFY`` delivered at their
+        commit; nothing on SQLite. Close the listener before the store.
+        """
 
     async def __aenter__(self) -> Self:
         return self
