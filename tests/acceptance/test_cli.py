@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import textwrap
 from pathlib import Path
@@ -235,3 +236,41 @@ def test_check_resolves_connectors(cli: Cli) -> None:
 
 def test_usage_error_exits_2(cli: Cli) -> None:
     assert cli("sync", "--no-such-flag")[0] == 2
+
+
+def _snapshot(database: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to tell whether a command wrote anything."""
+    with sqlite3.connect(database) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall()) for name in names}
+
+
+def test_read_only_commands_change_nothing(cli: Cli) -> None:
+    """Not even recovery: a run a dead process left running stays so until a worker looks."""
+    assert cli("targets", "add", "dot:1")[0] == 0
+    cli.json("sync", "profile")
+    database = cli.folder / "cli.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE runs SET state = 'running', owner = 'ghost:1:dead'")
+    with (cli.folder / "synchestra.toml").open("a") as config:  # a writer would list it
+        config.write('\n[[sources]]\nname = "later"\nconnector = "clisources:profile"\n')
+    before = _snapshot(database)
+    for command in (
+        ["status"],
+        ["status", "--target", "dot:1"],
+        ["runs"],
+        ["records", "profile"],
+        ["targets", "list"],
+        ["workers"],
+    ):
+        code, _, err = cli(*command, "--json")
+        assert code == 0, (command, err)
+    assert cli("check")[0] == 0
+    assert _snapshot(database) == before
+    assert before["workers"] == []
+
+
+def test_workers_lists_nothing_when_no_process_runs(cli: Cli) -> None:
+    assert cli.json("workers") == {"workers": []}
+    code, out, _ = cli("workers")
+    assert code == 0 and "workers" in out
