@@ -106,3 +106,43 @@ def test_sigterm_lets_a_run_end_within_its_grace(tmp_path: Path) -> None:
     assert code == 0, serve.log()
     assert [r["state"] for r in history(tmp_path)] == ["succeeded"]
     assert "Traceback" not in serve.log()
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_to_a_worker_hands_back_its_run_after_the_grace(tmp_path: Path) -> None:
+    """``synchestra worker`` drains the same way: grace, then the run is handed back, exit 0."""
+    project(tmp_path, free_port(), grace="2s")
+    with processes() as started:
+        worker = Process(tmp_path, "worker", "--workers", "2")
+        started.append(worker)
+        enqueue(tmp_path)  # by another process: the worker finds it and claims it
+        wait_for(lambda: (tmp_path / "started").exists(), 30, "the worker to run it")
+        sent = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        code = worker.wait(timeout=60)
+        took = time.monotonic() - sent
+    assert code == 0, worker.log()
+    assert took >= 2
+    states = [(r["state"], r["error"]) for r in history(tmp_path)]
+    assert states == [("queued", None), ("interrupted", "interrupted: shutting down")]
+    assert "Traceback" not in worker.log()
+
+
+def enqueue(folder: Path) -> None:
+    """Queue the held run from this test process, as another process would."""
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from synchestra import Orchestrator
+
+        async def main():
+            orc = Orchestrator.from_config("synchestra.toml")
+            async with orc:
+                await orc.request(["hold"])
+
+        asyncio.run(main())
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, check=True, timeout=60, capture_output=True
+    )
