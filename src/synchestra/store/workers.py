@@ -96,10 +96,15 @@ async def declare_dead(
 
     Long-dead rows (older than ``retention``) are removed. Never marks ``me``.
     """
-    rows = await conn.execute(select(workers).where(workers.c.dead.is_(False), workers.c.id != me))
-    dead = [row.id for row in rows if row.heartbeat_at < now - lease or gone(_info(row))]
-    if dead:
-        await conn.execute(update(workers).where(workers.c.id.in_(dead)).values(dead=True))
+    alive = (workers.c.dead.is_(False), workers.c.id != me)
+    # The silence is judged in the UPDATE itself: a renewal committing meanwhile wins.
+    await conn.execute(
+        update(workers).where(*alive, workers.c.heartbeat_at < now - lease).values(dead=True)
+    )
+    rows = await conn.execute(select(workers).where(*alive))
+    gone_now = [row.id for row in rows if gone(_info(row))]
+    if gone_now:
+        await conn.execute(update(workers).where(workers.c.id.in_(gone_now)).values(dead=True))
     await conn.execute(
         delete(workers).where(workers.c.dead.is_(True), workers.c.heartbeat_at < now - retention)
     )
