@@ -160,7 +160,12 @@ async def _sync(
                 await orc.stop()
                 err.print("synchestra: stopped; unfinished runs were interrupted")
                 raise Exit(1)
-            return job.result()
+            summary = job.result()
+            # Its own runs have ended. Runs this process claimed meanwhile for others
+            # (it is a worker while it runs) are handed back at once, not awaited:
+            # `sync` returns when its runs end.
+            await orc.stop(grace=timedelta(0))
+            return summary
 
 
 async def _show_progress(orc: Orchestrator, job: asyncio.Task[SyncSummary], events: Any) -> None:
