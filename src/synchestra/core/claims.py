@@ -24,6 +24,8 @@ class ClaimLimits:
     """Concurrency cap per API; an API not listed is unbounded."""
     saturated_apis: frozenset[str] = frozenset()
     """APIs with no rate room right now: their runs wait."""
+    only: frozenset[int] | None = None
+    """Claim only these runs (``sync`` runs what it asked for, never others' work)."""
 
     def group_limit(self, group: str) -> int:
         return self.group_max.get(group, 1)

@@ -92,6 +92,7 @@ class Dispatcher:
         self._changes: dict[int, dict[str, ChangeCounts]] = {}
         self._alerts: dict[int, list[Alert]] = {}
         self._cancel_reason: dict[int, RunState | str] = {}
+        self._only: set[int] | None = None
         self.progressed = asyncio.Event()
         """Set whenever a run this process knows of ends (waiters re-read the database)."""
         self._health = health.HealthTracker()
@@ -102,6 +103,7 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._scheduling = False
         self._working = False
+        self._only = None
         self._next_housekeeping: datetime | None = None
         self._give_up_at: datetime | None = None
 
@@ -123,8 +125,18 @@ class Dispatcher:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    def start(self, *, schedule: bool, work: bool = True) -> None:
-        """Run the loop: claim and run work (``work``), fire schedules when elected."""
+    def start(
+        self, *, schedule: bool, work: bool = True, only: Iterable[int] | None = None
+    ) -> None:
+        """Run the loop: claim and run work (``work``), fire schedules when elected.
+
+        With ``only``, claim those runs but no others (``sync`` runs what it asked
+        for: other processes' queued work is theirs, and a ``sync`` that took some
+        would have to wait for it before returning); a later start without
+        ``only`` lifts the restriction (a ``serve`` after a first ``sync``).
+        """
+        restricted = only is not None and (self._only is not None or not self.running)
+        self._only = (self._only or set()) | set(only or ()) if restricted else None
         self._scheduling = self._scheduling or schedule
         self._working = self._working or work
         if not self.running:
@@ -332,7 +344,13 @@ class Dispatcher:
             group_max={name: self._group_max(name) for name in groups},
             api_cap=self.apis.caps(apis),
             saturated_apis=self.apis.saturated(apis, now),
+            only=frozenset(self._only) if self._only is not None else None,
         )
+
+    def also_claim(self, run_ids: Iterable[int]) -> None:
+        """Add runs to a restricted loop's (a re-run of a ``sync``'s own run is its own)."""
+        if self._only is not None:
+            self._only |= set(run_ids)
 
     def _group_max(self, name: str) -> int:
         configured = self.config.group(name)

@@ -203,14 +203,17 @@ class Orchestrator:
             self._store = None
         self._dispatcher = None
 
-    def start(self, *, schedule: bool = True, work: bool = True) -> None:
+    def start(
+        self, *, schedule: bool = True, work: bool = True, only: Sequence[int] | None = None
+    ) -> None:
         """Start the loop: claiming when ``work``; firing schedules when ``schedule`` and elected.
 
+        ``only`` restricts the claims to those runs (see ``Dispatcher.start``).
         The process registers itself first (``synchestra workers`` lists it).
         """
         if self.read_only:
             raise RuntimeError("a read-only orchestrator runs nothing")
-        self.dispatcher.start(schedule=schedule, work=work)
+        self.dispatcher.start(schedule=schedule, work=work, only=only)
 
     async def join(self, roles: Sequence[str]) -> None:
         """List this process with these roles (``"api"`` for a server) without running work."""
@@ -332,8 +335,9 @@ class Orchestrator:
     ) -> SyncSummary:
         """Run these syncs now (in this process) and summarise how they ended."""
         answers = await self.request(sources, targets=targets, all_targets=all_targets, mode=mode)
-        self.start(schedule=self.dispatcher.scheduling)
-        final_ids = await self.wait_for([answer.run.id for answer in answers])
+        asked = [answer.run.id for answer in answers]
+        self.start(schedule=self.dispatcher.scheduling, only=asked)
+        final_ids = await self.wait_for(asked)
         return await summarize(await self.store.get_runs(final_ids), self.store)
 
     async def wait_for(self, run_ids: Iterable[int]) -> list[int]:
@@ -356,6 +360,7 @@ class Orchestrator:
                     current[asked], followed = run.continued_by, True
                 elif run is None or run.state.terminal:
                     ended[asked] = current.pop(asked)
+            self.dispatcher.also_claim(current.values())  # a re-run of ours is ours to run
             if current and not followed:
                 await self._until_progress()
         return list(dict.fromkeys(ended.values()))

@@ -192,6 +192,8 @@ class _Room:
         return capped | set(self.limits.saturated_apis)
 
     def admits(self, row: Any) -> bool:
+        if self.limits.only is not None and row.id not in self.limits.only:
+            return False
         if (row.source, row.target) in self.pairs:
             return False
         if row.group_name is not None and row.group_name in self.full_groups():

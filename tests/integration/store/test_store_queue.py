@@ -338,3 +338,15 @@ async def test_concurrent_claims_never_overlap(
     assert sorted(ids(running)) == sorted(ids(claimed))
     # Every free pair got claimed: 12 pairs, 2 of them limited by the group.
     assert len(claimed) == len({(r.source, r.target) for r in reqs if r.group is None}) + 2
+
+
+async def test_a_claim_restricted_to_some_runs_leaves_the_others(
+    store: Store, clock: FakeClock
+) -> None:
+    """``sync`` claims the runs it asked for, never another process's queued work."""
+    now = clock.now()
+    mine = await enqueue_one(store, request(target="t1", priority=0), now)
+    theirs = await enqueue_one(store, request(target="t2", priority=9), now)
+    picked = await claim(store, now, limits=ClaimLimits(only=frozenset({mine.id})))
+    assert ids(picked) == [mine.id]
+    assert await state_of(store, theirs.id) is RunState.QUEUED
