@@ -11,7 +11,8 @@ Two measurements, each side by side in one run:
    The API's rate is far above what is reached and its concurrency cap (which
    counts the runs of every process) is P x ``[engine] workers``, so that the
    limit is each process's own workers: P processes can run P times as many
-   runs at once. Runs per
+   runs at once. ``--workers`` defaults to 2: with more, a 2-core machine's
+   CPU (engine, PostgreSQL, simulator) becomes the limit before the workers. Runs per
    second are first queued to last finished (database timestamps); each P is
    measured ``--repeat`` times, interleaved, and the median kept.
 2. **Cost of heartbeats and fencing.** One process's no-op throughput on
@@ -24,7 +25,7 @@ Two measurements, each side by side in one run:
 
 Prints one JSON document (rates, and the ratios to read on a shared machine).
 
-    .venv/bin/python bench/scaleout.py [--carriers 400] [--processes 1,2,4] [--workers 8]
+    .venv/bin/python bench/scaleout.py [--carriers 400] [--processes 1,2,4] [--workers 2]
         [--repeat 2] [--noop-runs 5000] [--noop-repeat 3] [--baseline 29fd496 | --baseline-src PATH]
 """
 
@@ -440,7 +441,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--carriers", type=int, default=400, help="runs per scale-out measurement")
     parser.add_argument("--processes", default="1,2,4", help="worker process counts")
-    parser.add_argument("--workers", type=int, default=8, help="[engine] workers per process")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="[engine] workers per process (small, so that they are the limit, not 2 cores)",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="scale-out: median of R")
     parser.add_argument("--noop-runs", type=int, default=5000)
     parser.add_argument("--noop-workers", type=int, default=64)
