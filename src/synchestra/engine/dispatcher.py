@@ -57,7 +57,6 @@ log = logging.getLogger("synchestra")
 LEASE_LOST = "lease lost"
 """Why a run's task was cancelled when this process lost its runs (nothing is written)."""
 
-HOUSEKEEPING = timedelta(seconds=10)
 POLL = timedelta(seconds=1)
 """How often an idle loop looks for work other processes queued or cancelled (real time)."""
 
@@ -381,7 +380,8 @@ class Dispatcher:
                 self.announce_queued(answers)
 
     async def _housekeeping(self, now: datetime) -> None:
-        self._next_housekeeping = now + HOUSEKEEPING
+        # As often as processes renew: a dead one is found within lease + heartbeat.
+        self._next_housekeeping = now + self.config.engine.heartbeat
         await self._recover(now)
         rows = await self.store.source_rows()
         for change in self._health.refresh(rows, self.sources, now):

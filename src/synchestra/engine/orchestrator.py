@@ -191,6 +191,8 @@ class Orchestrator:
         if self._dispatcher is not None:
             self._dispatcher.wake()
             self._dispatcher.progressed.set()
+        if self.presence is not None:
+            self.presence.nudge()  # the scheduler may have stopped: take over at once
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()

@@ -27,6 +27,9 @@ from synchestra.store.abc import DataStore
 
 log = logging.getLogger("synchestra")
 
+NUDGE_GAP = 1.0
+"""Seconds between two renewals at least, however often a process is nudged."""
+
 
 def host_key() -> str:
     """This machine and pid namespace: the boot id and the namespace's inode.
@@ -105,6 +108,8 @@ class Presence:
         self.on_lost: Callable[[], None] = lambda: None
         self.on_cancel: Callable[[Sequence[int]], None] = lambda ids: None
         self._task: asyncio.Task[None] | None = None
+        self._nudged = asyncio.Event()
+        self._last_beat = 0.0
         self._failing = False
 
     @property
@@ -145,13 +150,34 @@ class Presence:
         self.info = new_identity(self.roles, self.capacity, self.host_key)
         await self.store.register_worker(self.info)
 
+    def nudge(self) -> None:
+        """Renew soon rather than at the next heartbeat, to take over the scheduler role.
+
+        Only a candidate that does not hold it, and at most once a second: other
+        processes' writes notify often, and each renewal is a write.
+        """
+        if "scheduler" in self.roles and self.term is None:
+            self._nudged.set()
+
     async def _renew_forever(self) -> None:
         while True:
-            await self.clock.sleep(self.heartbeat.total_seconds())
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.heartbeat.total_seconds()))
+            nudged = asyncio.ensure_future(self._nudged.wait())
+            try:
+                await asyncio.wait({sleeper, nudged}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, nudged):
+                    task.cancel()
+                await asyncio.gather(sleeper, nudged, return_exceptions=True)
+            if self._nudged.is_set():
+                self._nudged.clear()
+                since = asyncio.get_running_loop().time() - self._last_beat
+                await asyncio.sleep(max(0.0, NUDGE_GAP - since))  # real time, like renewals
             await self.beat()
 
     async def beat(self) -> None:
         """One renewal; a database error is logged once and the next renewal retries."""
+        self._last_beat = asyncio.get_running_loop().time()
         try:
             beat = await self.store.heartbeat(
                 self.worker_id,

@@ -179,6 +179,7 @@ class Store(DataStore):
     async def unregister_worker(self, worker_id: str) -> None:
         async with self._writing() as conn:
             await workers.unregister(conn, worker_id)
+            await wakeups.announce(conn)  # a scheduler that stops is replaced at once
 
     async def workers(self, lease: timedelta) -> list[WorkerStatus]:
         async with self.engine.connect() as conn:
