@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -105,3 +106,18 @@ class FakeClock:
 async def _settle(turns: int) -> None:
     for _ in range(turns):
         await asyncio.sleep(0)
+
+
+async def first_of(*waits: Awaitable[object]) -> None:
+    """Wait until one of ``waits`` is done, then cancel the others and let them finish.
+
+    The engine's idle waits are all "a timer on the clock, or an event":
+    whichever comes first ends the wait, and nothing is left running.
+    """
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

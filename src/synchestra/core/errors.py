@@ -81,7 +81,7 @@ class HTTPFailure(SyncError):
 
 
 class LeaseLost(SyncError):
-    """This process no longer owns the run (it was silent past its lease, or is stopping).
+    """This process no longer owns the run: it was silent past its lease, or cut off.
 
     Another process has taken the run over; whatever this attempt would still
     write is dropped.

@@ -18,13 +18,12 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from synchestra.config import Config
 from synchestra.connectors.context import Alert, SourceLogger, SyncContext
 from synchestra.core.bus import EventBus
 from synchestra.core.claims import Claimed, ClaimLimits, Turn
-from synchestra.core.clock import Clock
+from synchestra.core.clock import Clock, first_of
 from synchestra.core.errors import NotConfigured
 from synchestra.core.events import (
     ENDED,
@@ -102,7 +101,6 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._scheduling = False
         self._working = False
-        self._only = None
         self._next_housekeeping: datetime | None = None
         self._give_up_at: datetime | None = None
 
@@ -169,14 +167,9 @@ class Dispatcher:
 
     async def _wait_active(self, grace: timedelta) -> None:
         """Wait until the running runs end or ``grace`` passes (without cancelling them)."""
-        all_done: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.wait(list(self._active.values()))
+        await first_of(
+            asyncio.wait(list(self._active.values())), self.clock.sleep(grace.total_seconds())
         )
-        timer: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace.total_seconds()))
-        await asyncio.wait([all_done, timer], return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (all_done, timer):
-            waiter.cancel()
-        await asyncio.gather(all_done, timer, return_exceptions=True)
 
     # --- what the orchestrator asks ---------------------------------------------
 
@@ -215,20 +208,22 @@ class Dispatcher:
 
     # --- the loop ----------------------------------------------------------
 
-    async def _loop(self) -> None:
-        roles = [
+    def _roles(self) -> tuple[str, ...]:
+        return (
             *(["worker"] if self._working else []),
             *(["scheduler"] if self._scheduling else []),
-        ]
-        joined = False
+        )
+
+    async def _loop(self) -> None:
+        joined: tuple[str, ...] | None = None
         backoff = Backoff()
         # When stopping, go on until the runs still executing have been recorded.
         while not self._stopping.is_set() or self._finished or self._active:
             self._wake.clear()
             try:
-                if not joined:  # registered once the database answers (it may be away now)
-                    await self.presence.start(roles)
-                    joined = True
+                if joined != self._roles():  # once the database answers; again when a start
+                    joined = self._roles()  # adds a role (``serve`` after a first ``sync``)
+                    await self.presence.start(joined)
                 busy = await self._turn()
                 if busy:
                     await asyncio.sleep(0)
@@ -278,10 +273,14 @@ class Dispatcher:
     async def _turn(self) -> bool:
         """One pass: fire schedules, record finished attempts, claim; True if saturated."""
         now = self.clock.now()
+        me = self.presence.info  # this turn's identity, even if the lease is lost meanwhile
+        if me is None:  # lost its lease; rejoins at its next renewal
+            await self._idle()
+            return False
         if self._scheduling and not self._stopping.is_set() and self.presence.term is not None:
             await self._fire_due(now, self.presence.term)
         if self._next_housekeeping is None or now >= self._next_housekeeping:
-            await self._housekeeping(now)
+            await self._housekeeping(now, me.id)
         outcomes, self._finished = self._finished, []
         working = self._working and not self._stopping.is_set()
         capacity = self.workers - len(self._active) if working else 0
@@ -291,15 +290,17 @@ class Dispatcher:
                 now=now,
                 capacity=capacity,
                 limits=self._claim_limits(now),
-                owner=self.presence.worker_id,
+                owner=me.id,
             )
         except BaseException:
             self._finished[:0] = outcomes  # not recorded: kept for the next turn
             raise
-        self._announce(outcomes, turn)
-        self.announce_queued(turn.requeued)
-        for item in turn.claimed:
-            self._launch(item)
+        try:  # ends are told before starts, so the events never show an overlap
+            self._announce(outcomes, turn)
+            self.announce_queued(turn.requeued)
+        finally:  # the claimed runs are ours now, whatever announcing did
+            for item in turn.claimed:
+                self._launch(item)
         return capacity > 0 and len(turn.claimed) == capacity
 
     async def _idle(self) -> None:
@@ -309,18 +310,11 @@ class Dispatcher:
         processes did meanwhile, which happens in the database's time.
         """
         wake_at = await self._next_wake()
-        sleeper = asyncio.ensure_future(
-            self.clock.sleep((wake_at - self.clock.now()).total_seconds())
+        await first_of(
+            self.clock.sleep((wake_at - self.clock.now()).total_seconds()),
+            self._wake.wait(),
+            asyncio.sleep(POLL.total_seconds()),
         )
-        waker = asyncio.ensure_future(self._wake.wait())
-        poller = asyncio.ensure_future(asyncio.sleep(POLL.total_seconds()))
-        waiting = {sleeper, waker, poller}
-        try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waiting:
-                task.cancel()
-            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def _next_wake(self) -> datetime:
         now = self.clock.now()
@@ -363,7 +357,9 @@ class Dispatcher:
             row = rows.get(spec.name)
             due = row.next_fire_at if row else None
             if due is None:  # first start: the first fire is the next one, not now
-                await self.store.set_next_fire(spec.name, firing.following_fire(spec, now))
+                first = firing.following_fire(spec, now)
+                if first is not None:
+                    await self.store.set_first_fire(spec.name, first, term)
                 continue
             if due > now:
                 continue
@@ -379,17 +375,20 @@ class Dispatcher:
             if answers:
                 self.announce_queued(answers)
 
-    async def _housekeeping(self, now: datetime) -> None:
+    async def _housekeeping(self, now: datetime, me: str) -> None:
         # As often as processes renew: a dead one is found within lease + heartbeat.
         self._next_housekeeping = now + self.config.engine.heartbeat
-        await self._recover(now)
+        await self._recover(now, me)
         rows = await self.store.source_rows()
         for change in self._health.refresh(rows, self.sources, now):
             self.bus.publish(change)
 
-    async def _recover(self, now: datetime) -> None:
+    async def _recover(self, now: datetime, me: str) -> None:
         recovered = await self.store.recover(
-            self.presence.worker_id, lease=self.config.engine.lease, gone=self.presence.gone()
+            me,
+            lease=self.config.engine.lease,
+            gone=self.presence.gone(),
+            running_here={*self._active, *(outcome.run.id for outcome in self._finished)},
         )
         for run, again in recovered:
             if again is None:
@@ -500,7 +499,8 @@ class Dispatcher:
         for absorbed, into in turn.merged:
             merged = RunRef.merged(absorbed)
             self.bus.publish(RunCancelled(at=now, run=merged, error=f"merged into run {into}"))
-        for change in self._health.observe(outcomes, self.sources, now):
+        kept = [outcome for outcome in outcomes if outcome.run.id not in lost]
+        for change in self._health.observe(kept, self.sources, now):
             self.bus.publish(change)
 
     def _announce_outcome(

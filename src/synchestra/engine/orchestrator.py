@@ -21,7 +21,7 @@ from synchestra.config import Config, SourceSettings, load_config
 from synchestra.config.targets_csv import read_targets_csv
 from synchestra.connectors.registry import BUILTIN_APIS, SourceFunction
 from synchestra.core.bus import EventBus
-from synchestra.core.clock import Clock, SystemClock
+from synchestra.core.clock import Clock, SystemClock, first_of
 from synchestra.core.errors import ConfigError, InputError, UnknownSource, UnknownTarget
 from synchestra.core.models import (
     Enqueued,
@@ -156,7 +156,10 @@ class Orchestrator:
 
     async def __aenter__(self) -> Self:
         self._store = await Store.open(
-            self.database_url, aging=self.config.engine.aging, database_clock=self.database_clock
+            self.database_url,
+            aging=self.config.engine.aging,
+            database_clock=self.database_clock,
+            read_only=self.read_only,
         )
         now = self.clock.now()
         if not self.read_only:
@@ -192,7 +195,7 @@ class Orchestrator:
             self._dispatcher.wake()
             self._dispatcher.progressed.set()
         if self.presence is not None:
-            self.presence.nudge()  # the scheduler may have stopped: take over at once
+            self.presence.nudge()  # a cancel of one of its runs, a scheduler that stopped
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
@@ -373,14 +376,7 @@ class Orchestrator:
         Real time: other processes' runs end in the database's time, not this
         engine's clock.
         """
-        sleeper = asyncio.ensure_future(asyncio.sleep(WAIT_POLL.total_seconds()))
-        waker = asyncio.ensure_future(self.dispatcher.progressed.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await first_of(asyncio.sleep(WAIT_POLL.total_seconds()), self.dispatcher.progressed.wait())
 
     async def cancel(self, run_id: int) -> Run | None:
         """Cancel a queued run, or stop a running one."""

@@ -21,7 +21,7 @@ from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from synchestra.core.clock import Clock
+from synchestra.core.clock import Clock, first_of
 from synchestra.core.workers import SchedulerTerm, WorkerInfo
 from synchestra.store.abc import DataStore
 
@@ -110,6 +110,7 @@ class Presence:
         self._task: asyncio.Task[None] | None = None
         self._nudged = asyncio.Event()
         self._last_beat = 0.0
+        self._renewed = 0.0
         self._failing = False
 
     @property
@@ -129,7 +130,7 @@ class Presence:
         """Register with these roles (again, with more, if already registered) and renew."""
         self.roles = tuple(sorted(set(self.roles) | set(roles)))
         if self.info is None:
-            await self._register()
+            await self._register()  # raises when the database is away: the caller retries
         await self.beat()
         if self._task is None:
             self._task = asyncio.create_task(self._renew_forever(), name="synchestra-heartbeat")
@@ -147,60 +148,78 @@ class Presence:
         self.info, self.term, self.roles = None, None, ()
 
     async def _register(self) -> None:
-        self.info = new_identity(self.roles, self.capacity, self.host_key)
-        await self.store.register_worker(self.info)
+        info = new_identity(self.roles, self.capacity, self.host_key)
+        await self.store.register_worker(info)
+        self.info, self._renewed = info, self._now()
 
     def nudge(self) -> None:
-        """Renew soon rather than at the next heartbeat, to take over the scheduler role.
+        """Renew soon rather than at the next heartbeat: another process wrote something
+        this one may have to act on (a cancel of its run, a scheduler that stopped).
 
-        Only a candidate that does not hold it, and at most once a second: other
-        processes' writes notify often, and each renewal is a write.
+        At most one nudged renewal a second: other processes' writes notify often,
+        and each renewal is a write.
         """
-        if "scheduler" in self.roles and self.term is None:
-            self._nudged.set()
+        self._nudged.set()
 
     async def _renew_forever(self) -> None:
         while True:
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.heartbeat.total_seconds()))
-            nudged = asyncio.ensure_future(self._nudged.wait())
-            try:
-                await asyncio.wait({sleeper, nudged}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (sleeper, nudged):
-                    task.cancel()
-                await asyncio.gather(sleeper, nudged, return_exceptions=True)
+            await first_of(self.clock.sleep(self.heartbeat.total_seconds()), self._nudged.wait())
             if self._nudged.is_set():
                 self._nudged.clear()
-                since = asyncio.get_running_loop().time() - self._last_beat
+                since = self._now() - self._last_beat
                 await asyncio.sleep(max(0.0, NUDGE_GAP - since))  # real time, like renewals
             await self.beat()
 
+    def _now(self) -> float:
+        """Seconds on this process's clock (renewal gaps; liveness itself is the database's)."""
+        return self.clock.now().timestamp()
+
     async def beat(self) -> None:
-        """One renewal; a database error is logged once and the next renewal retries."""
-        self._last_beat = asyncio.get_running_loop().time()
+        """One renewal (registering first if this process is not listed).
+
+        A database error is logged once and the next renewal retries; a process
+        that could not renew for a whole ``lease`` counts itself dead (others will)
+        and stops its runs: it fences itself rather than run beside their re-runs.
+        """
+        self._last_beat = self._now()
         try:
+            if self.info is None:
+                await self._register()
+            assert self.info is not None
             beat = await self.store.heartbeat(
-                self.worker_id,
-                running=self.running(),
-                lease=self.lease,
-                roles=self.roles,
+                self.info.id, running=self.running(), lease=self.lease, roles=self.roles
             )
         except Exception as error:  # the database is away: keep trying, say it once
-            if not self._failing:
-                log.warning("heartbeat failed (%s); retrying", type(error).__name__)
-            self._failing = True
+            self._failed(error)
             return
-        self._failing = False
+        self._failing, self._renewed = False, self._now()
         if not beat.alive:
             log.warning(
                 "lease lost: %s was declared dead (silent for %s); its runs stop, it rejoins",
-                self.worker_id,
+                self.info.id,
                 self.lease,
             )
-            self.term = None
-            self.on_lost()
-            await self._register()
+            self._lose()
             return
-        self.term = SchedulerTerm(self.worker_id, beat.term) if beat.term is not None else None
+        self.term = SchedulerTerm(self.info.id, beat.term) if beat.term is not None else None
         if beat.cancel:
             self.on_cancel(beat.cancel)
+
+    def _failed(self, error: Exception) -> None:
+        if not self._failing:
+            log.warning("heartbeat failed (%s); retrying", type(error).__name__)
+        self._failing = True
+        silent = self._now() - self._renewed
+        if self.info is not None and silent > self.lease.total_seconds():
+            log.warning(
+                "lease lost: %s could not renew for %s; its runs stop, it rejoins when it can",
+                self.info.id,
+                self.lease,
+            )
+            self._lose()
+
+    def _lose(self) -> None:
+        """This process's runs are no longer its own: stop them; a new id is registered."""
+        self.term = None
+        self.info = None
+        self.on_lost()

@@ -13,7 +13,7 @@ dialect set-up. It takes and returns :mod:`synchestra.core` values only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Set
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -40,7 +40,13 @@ from synchestra.store import (
     workers,
 )
 from synchestra.store.abc import DataStore, RecordStore
-from synchestra.store.database import create_engine, for_writing, lock_for_claim, migrate
+from synchestra.store.database import (
+    create_engine,
+    for_writing,
+    is_current,
+    lock_for_claim,
+    migrate,
+)
 from synchestra.store.failures import retry_conflicts
 from synchestra.store.wakeups import Listener
 
@@ -86,11 +92,17 @@ class Store(DataStore):
         *,
         aging: timedelta = timedelta(minutes=10),
         database_clock: Clock | None = None,
+        read_only: bool = False,
     ) -> Self:
-        """Connect and migrate the schema to the newest revision."""
+        """Connect and migrate the schema to the newest revision.
+
+        ``read_only``: migrate only a database whose schema is not current (a
+        new one, or an older release's): one already current is not written to.
+        """
         engine = create_engine(url)
         try:
-            await migrate(engine)
+            if not (read_only and await is_current(engine)):
+                await migrate(engine)
         except BaseException:
             await engine.dispose()
             raise
@@ -187,13 +199,24 @@ class Store(DataStore):
 
     @retry_conflicts
     async def recover(
-        self, me: str, *, lease: timedelta, gone: Callable[[WorkerInfo], bool]
+        self,
+        me: str,
+        *,
+        lease: timedelta,
+        gone: Callable[[WorkerInfo], bool],
+        running_here: Set[int] | None = None,
     ) -> list[tuple[Run, Enqueued | None]]:
         async with self._writing() as conn:
             await lock_for_claim(conn)
             now = await self._now(conn)
             return await completion.recover(
-                conn, me=me, now=now, lease=lease, gone=gone, aging=self.aging
+                conn,
+                me=me,
+                now=now,
+                lease=lease,
+                gone=gone,
+                running_here=running_here,
+                aging=self.aging,
             )
 
     async def get_runs(self, ids: Sequence[int]) -> list[Run]:
@@ -254,6 +277,14 @@ class Store(DataStore):
     async def set_next_fire(self, source: str, next_fire_at: datetime | None) -> None:
         async with self._writing() as conn:
             await status.set_next_fire(conn, source, next_fire_at, None)
+
+    @retry_conflicts
+    async def set_first_fire(
+        self, source: str, next_fire_at: datetime, term: SchedulerTerm
+    ) -> None:
+        async with self._writing() as conn:
+            if await workers.holds(conn, term, await self._now(conn)):
+                await status.set_first_fire(conn, source, next_fire_at)
 
     @retry_conflicts
     async def fire(

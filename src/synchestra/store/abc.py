@@ -16,7 +16,7 @@ looking up such text finds nothing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -171,10 +171,17 @@ class DataStore(RecordStore):
 
     @abstractmethod
     async def recover(
-        self, me: str, *, lease: timedelta, gone: Callable[[WorkerInfo], bool]
+        self,
+        me: str,
+        *,
+        lease: timedelta,
+        gone: Callable[[WorkerInfo], bool],
+        running_here: Set[int] | None = None,
     ) -> list[tuple[Run, Enqueued | None]]:
         """Declare dead the processes silent for ``lease`` (or ``gone``), never ``me``,
-        and end ``interrupted`` the running runs no live process owns.
+        and end ``interrupted`` the running runs no live process owns, and those of
+        ``me`` it does not run when ``running_here`` lists what it runs (a claim it
+        never started, say when the claim's commit failed ambiguously).
 
         Each is queued again (its new run returned beside it) unless it was
         asked to cancel (None: it ended ``cancelled``).
@@ -237,6 +244,14 @@ class DataStore(RecordStore):
     @abstractmethod
     async def set_next_fire(self, source: str, next_fire_at: datetime | None) -> None:
         """When ``source`` fires next (None: never)."""
+
+    @abstractmethod
+    async def set_first_fire(
+        self, source: str, next_fire_at: datetime, term: SchedulerTerm
+    ) -> None:
+        """A new source's first fire time: written only if none is set yet, and only
+        while ``term`` still holds the scheduler role (a paused leader cannot move
+        a fire back)."""
 
     @abstractmethod
     async def fire(

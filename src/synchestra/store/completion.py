@@ -9,7 +9,7 @@ runs inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -101,9 +101,11 @@ async def cancel(conn: AsyncConnection, run_id: int, now: datetime) -> Run | Non
     if not found:
         return None
     run = found[0]
-    if run.state is RunState.QUEUED:
-        await queue.finish(conn, run.id, RunState.CANCELLED, at=now, error="cancelled", result={})
-    elif run.state is RunState.RUNNING:
+    # A claim may commit between the read and the write (PostgreSQL): the run is
+    # then running, and its worker is asked instead.
+    if run.state is RunState.QUEUED and await queue.cancel_queued(conn, run.id, now):
+        pass
+    elif run.state in (RunState.QUEUED, RunState.RUNNING):
         await queue.request_cancel(conn, run_id)
     return (await fetch_runs(conn, [run_id]))[0]
 
@@ -115,6 +117,7 @@ async def recover(
     now: datetime,
     lease: timedelta,
     gone: Callable[[WorkerInfo], bool],
+    running_here: Set[int] | None,
     aging: timedelta,
 ) -> list[tuple[Run, Enqueued | None]]:
     """Declare silent processes dead and interrupt the runs no live process owns.
@@ -125,7 +128,11 @@ async def recover(
         conn, me=me, now=now, lease=lease, gone=gone, retention=DEAD_RETENTION
     )
     recovered = []
-    for run in await queue.orphans(conn, await workers.live_ids(conn)):
+    orphans = await queue.orphans(conn, await workers.live_ids(conn))
+    if running_here is not None:
+        mine = await queue.running_of(conn, me)
+        orphans += [run for run in mine if run.id not in running_here]
+    for run in orphans:
         outcome = Outcome(run=run, state=RunState.INTERRUPTED, finished_at=now, error=INTERRUPTED)
         recovered.append((run, await interrupt(conn, outcome, aging)))
     return recovered

@@ -8,10 +8,11 @@ PostgreSQL serialises claims with a transaction-level advisory lock.
 
 Lock order (PostgreSQL): a write transaction that takes the claim lock takes
 it first, before it touches any row; then it writes runs, pair_status,
-source_state (and records last). Every other write transaction touches one of
-these tables only. Deadlocks that remain possible (two transactions updating
-several rows of one table in different orders) are retried whole by
-:func:`.failures.retry_conflicts`. Migrations run under a lock of their own
+source_state (and records last). A record upsert takes its scope's advisory
+lock, then reads its run's row (the fence), then writes records; a heartbeat
+writes workers, then leadership. Deadlocks that remain possible (two
+transactions updating several rows of one table in different orders) are
+retried whole by :func:`.failures.retry_conflicts`. Migrations run under a lock of their own
 (:func:`migrate`), so processes starting together create the schema once.
 """
 
@@ -27,6 +28,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -115,6 +118,17 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
+
+
+async def is_current(engine: AsyncEngine) -> bool:
+    """Whether the schema is at the newest revision (read only: no lock, no write)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_at_head)
+
+
+def _at_head(connection: Connection) -> bool:
+    current = MigrationContext.configure(connection).get_current_revision()
+    return current == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def migrate(engine: AsyncEngine) -> None:

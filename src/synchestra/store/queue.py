@@ -275,6 +275,9 @@ def _candidates(
     conn: AsyncConnection, now: datetime, room: _Room, after: tuple[int, int] | None
 ) -> Any:
     query = select(runs).where(runs.c.state == RunState.QUEUED.value, runs.c.due == true())
+    only = room.limits.only
+    if only is not None and len(only) <= _ONLY_IN_SQL:
+        query = query.where(runs.c.id.in_(sorted(only)))  # else filtered as rows come
     if full_groups := room.full_groups():
         query = query.where(or_(runs.c.group_name.is_(None), runs.c.group_name.not_in(full_groups)))
     if full_apis := room.full_apis():
@@ -286,6 +289,10 @@ def _candidates(
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return query
+
+
+_ONLY_IN_SQL = 5_000
+"""Up to this many runs a restricted claim names in its query (parameters are bounded)."""
 
 
 async def _mark_running(
@@ -382,6 +389,16 @@ async def cancel_requested(conn: AsyncConnection, run_id: int) -> bool:
     return bool(flag)
 
 
+async def cancel_queued(conn: AsyncConnection, run_id: int, now: datetime) -> bool:
+    """End a run ``cancelled`` if it is still queued (not claimed meanwhile)."""
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.state == RunState.QUEUED.value)
+        .values(state=RunState.CANCELLED.value, finished_at=now, error="cancelled", result={})
+    )
+    return bool(result.rowcount)
+
+
 async def finish(
     conn: AsyncConnection,
     run_id: int,
@@ -433,8 +450,12 @@ async def finish_many(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> Non
 
 
 async def request_cancel(conn: AsyncConnection, run_id: int) -> None:
-    """Flag a running run: its worker sees the flag at its next lease renewal and stops."""
-    await conn.execute(update(runs).where(runs.c.id == run_id).values(cancel_requested=True))
+    """Flag a running run: its worker sees the flag at its next renewal and stops."""
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.state == RunState.RUNNING.value)
+        .values(cancel_requested=True)
+    )
 
 
 async def still_owned(conn: AsyncConnection, fences: Sequence[Fence]) -> set[int]:
@@ -455,6 +476,13 @@ async def still_owned(conn: AsyncConnection, fences: Sequence[Fence]) -> set[int
     return {
         fence.run_id for fence in fences if found.get(fence.run_id) == (fence.attempt, fence.owner)
     }
+
+
+async def running_of(conn: AsyncConnection, owner: str) -> list[Run]:
+    rows = await conn.execute(
+        select(runs).where(runs.c.state == RunState.RUNNING.value, runs.c.owner == owner)
+    )
+    return [run_from_row(row) for row in rows]
 
 
 async def orphans(conn: AsyncConnection, live: set[str]) -> list[Run]:

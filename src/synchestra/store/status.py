@@ -196,6 +196,15 @@ async def set_next_fire(
     await conn.execute(update(source_state).where(source_state.c.source == source).values(values))
 
 
+async def set_first_fire(conn: AsyncConnection, source: str, next_fire_at: datetime) -> None:
+    """A new source's first fire time, unless another process set one meanwhile."""
+    await conn.execute(
+        update(source_state)
+        .where(source_state.c.source == source, source_state.c.next_fire_at.is_(None))
+        .values(next_fire_at=next_fire_at)
+    )
+
+
 async def advance_fire(
     conn: AsyncConnection, source: str, due: datetime, following: datetime | None
 ) -> bool:

@@ -50,3 +50,18 @@ async def test_one_scheduler_and_a_clean_stop_hands_the_role_over_at_once(
         assert second.presence is not None and second.presence.term is not None
         assert term is not None and second.presence.term.term == term.term + 1
         assert took < 5  # the heartbeat is 10 s: the release woke it
+
+
+async def test_a_process_that_synced_first_still_becomes_the_scheduler(database_url: str) -> None:
+    """``demo`` and scripts do this: a ``sync``, then ``serve``; the second start adds a role."""
+    async with opened(database_url, FakeClock()) as orc:
+
+        @orc.source("once")
+        async def once(ctx: object) -> None:
+            """A source with nothing to do."""
+
+        await orc.sync(["once"])
+        assert orc.presence is not None and orc.presence.term is None
+        orc.start(schedule=True)
+        await wait_until(lambda: scheduler_of(orc) == [orc], 10, "the scheduler role")
+        assert orc.presence is not None and "scheduler" in orc.presence.roles

@@ -203,3 +203,18 @@ async def test_recover_with_nothing_to_do(store: Store, clock: FakeClock) -> Non
     await enqueue_one(store, request(), clock.now())
     assert await store.recover("me", lease=LEASE, gone=lambda _: True) == []
     assert len(await store.list_runs(state=RunState.QUEUED)) == 1
+
+
+async def test_recover_a_claim_its_own_process_never_started(
+    store: Store, clock: FakeClock
+) -> None:
+    """Say the claim's commit failed ambiguously: the run is ``running``, its task never was."""
+    now = clock.now()
+    await register(store, "me")
+    await store.enqueue([request(target="t1"), request(target="t2")], now)
+    started, forgotten = await claim(store, now, owner="me")
+    recovered = await store.recover(
+        "me", lease=LEASE, gone=lambda _: False, running_here={started.id}
+    )
+    assert [old.id for old, _ in recovered] == [forgotten.id]
+    assert await state_of(store, started.id) is RunState.RUNNING
