@@ -46,6 +46,7 @@ from synchestra.store.database import (
     is_current,
     lock_for_claim,
     migrate,
+    presence_engine,
 )
 from synchestra.store.failures import retry_conflicts
 from synchestra.store.wakeups import Listener
@@ -74,6 +75,17 @@ class Store(DataStore):
         # of letting them poll SQLite's lock with its sleeping busy handler.
         self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._write_engine = for_writing(engine)
+        self._presence_engine = presence_engine(engine)
+
+    @asynccontextmanager
+    async def _renewing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction for a renewal: its own connection on PostgreSQL."""
+        if self._presence_engine is self.engine:
+            async with self._writing() as conn:
+                yield conn
+            return
+        async with self._presence_engine.begin() as conn:
+            yield conn
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
@@ -114,6 +126,8 @@ class Store(DataStore):
         return await workers.database_now(conn)
 
     async def close(self) -> None:
+        if self._presence_engine is not self.engine:
+            await self._presence_engine.dispose()
         await self.engine.dispose()
 
     async def listen(self, on_notice: Callable[[], None]) -> Listener:
@@ -177,7 +191,7 @@ class Store(DataStore):
     async def heartbeat(
         self, worker_id: str, *, running: int, lease: timedelta, roles: Sequence[str]
     ) -> Beat:
-        async with self._writing() as conn:
+        async with self._renewing() as conn:
             now = await self._now(conn)
             if not await workers.renew(conn, worker_id, running, roles, now):
                 return Beat(alive=False)

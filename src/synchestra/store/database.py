@@ -76,6 +76,17 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
+def presence_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Where a process renews its liveness: on PostgreSQL one connection of its own.
+
+    So that a pool busy with runs' upserts never delays a renewal past the
+    lease. SQLite has one writer whatever the pool: the same engine.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return create_async_engine(engine.url, pool_size=1, max_overflow=1, pool_pre_ping=True)
+
+
 def _sqlite_engine(url: URL) -> AsyncEngine:
     in_memory = url.database in (None, "", ":memory:")
     if in_memory:
