@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -91,6 +91,8 @@ class Dispatcher:
         self._alerts: dict[int, list[Alert]] = {}
         self._cancel_reason: dict[int, RunState | str] = {}
         self._only: set[int] | None = None
+        self.on_housekeeping: list[Callable[[], Awaitable[None]]] = []
+        """Checks run at each housekeeping (the orchestrator's listener reopens itself)."""
         self.progressed = asyncio.Event()
         """Set whenever a run this process knows of ends (waiters re-read the database)."""
         self._health = health.HealthTracker()
@@ -379,6 +381,8 @@ class Dispatcher:
         # As often as processes renew: a dead one is found within lease + heartbeat.
         self._next_housekeeping = now + self.config.engine.heartbeat
         await self._recover(now, me)
+        for check in self.on_housekeeping:
+            await check()
         rows = await self.store.source_rows()
         for change in self._health.refresh(rows, self.sources, now):
             self.bus.publish(change)

@@ -186,6 +186,8 @@ class Orchestrator:
             apis=self.apis,
             presence=self.presence,
         )
+        if self._listener is not None:
+            self._dispatcher.on_housekeeping.append(self._listener.ensure)
         await self._dispatcher.prepare(now)
         return self
 

@@ -48,6 +48,33 @@ class Listener:
     def _notified(self, *_: object) -> None:
         self._on_notice()
 
+    async def ensure(self) -> None:
+        """Listen again if the connection was lost (a database restart, a cut).
+
+        Called at every housekeeping; a failure is logged at debug level and
+        tried again next time (the processes poll meanwhile).
+        """
+        if self._engine.dialect.name != "postgresql":
+            return
+        if self._driver is not None and not self._driver.is_closed():
+            return
+        await self._drop()
+        try:
+            await self.open()
+        except Exception as error:  # the database is still away
+            log.debug("cannot listen yet: %s", type(error).__name__)
+            await self._drop()
+
+    async def _drop(self) -> None:
+        """Forget a dead connection (invalidated: the pool must not hand it out again)."""
+        if self._conn is not None:
+            try:
+                await self._conn.invalidate()
+                await self._conn.close()
+            except Exception as error:
+                log.debug("listener connection already gone: %s", type(error).__name__)
+        self._conn, self._driver = None, None
+
     async def close(self) -> None:
         if self._conn is None:
             return
