@@ -65,3 +65,28 @@ async def test_a_process_that_synced_first_still_becomes_the_scheduler(database_
         orc.start(schedule=True)
         await wait_until(lambda: scheduler_of(orc) == [orc], 10, "the scheduler role")
         assert orc.presence is not None and "scheduler" in orc.presence.roles
+
+
+async def test_a_cancel_reaches_the_process_that_runs_the_run(database_url: str) -> None:
+    """Contract: a cancel reaches whichever process runs the run (at its next renewal)."""
+    config = cfg({"engine": {"heartbeat": "1s", "lease": "3s"}})
+    started = asyncio.Event()
+
+    def setup(orc: Orchestrator) -> None:
+        @orc.source("hold")
+        async def hold(ctx: object) -> None:
+            started.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    async with (
+        opened(database_url, FakeClock(), config, setup=setup) as runner,
+        opened(database_url, FakeClock(), config, setup=setup) as other,
+    ):
+        (queued,) = await other.request(["hold"])
+        runner.start(schedule=False)
+        await asyncio.wait_for(started.wait(), 10)
+        answer = await other.cancel(queued.run.id)  # not the process running it
+        assert answer is not None
+        (run,) = await asyncio.wait_for(runner.wait_for([queued.run.id]), 10)
+        (ended,) = await runner.store.get_runs([run])
+        assert ended.state.value == "cancelled"
