@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from engine_helpers import within
-from paths import SHARED
+from paths import FMCSA_SAMPLES
 from synchestra.config import Config, parse_config
 from synchestra.connectors.registry import BUILTIN_APIS
 from synchestra.core.clock import FakeClock
@@ -27,7 +27,7 @@ from synchestra.core.records import RecordQuery
 from synchestra.engine.orchestrator import Orchestrator
 from synchestra.engine.sources import spec_from_config
 
-SAMPLES = SHARED / "fmcsa-samples"
+SAMPLES = FMCSA_SAMPLES
 BASE_URL = "http://127.0.0.1:9"
 WEBKEY = "WEBKEY-7f3a9c2e1d"
 APP_TOKEN = "SOCRATA-TOKEN-5b8e"

@@ -7,4 +7,4 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "synchestra"
 EXAMPLES = REPO / "examples"
-SHARED = REPO.parent / "shared"  # the product's shared folder: FMCSA samples, the contract
+FMCSA_SAMPLES = REPO / "tests" / "data" / "fmcsa-samples"  # real payloads, kept with the tests
