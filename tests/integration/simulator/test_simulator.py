@@ -16,12 +16,12 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from paths import FMCSA_SAMPLES
 from synchestra.simulator import (
     DEFAULT_SAFERWEB_KEY,
     DEFAULT_WEBKEY,
@@ -34,7 +34,7 @@ from synchestra.simulator import (
     run_simulator,
 )
 
-SAMPLES = Path(os.environ.get("SYNCHESTRA_FMCSA_SAMPLES", "/work/shared/fmcsa-samples"))
+SAMPLES = FMCSA_SAMPLES
 QC_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 DATASET = "/resource/8mt8-2mdr.json"
 CONFIG = SimulatorConfig(
